@@ -1,0 +1,98 @@
+"""Parameter checks with one message template (scikit-learn style).
+
+``The 'dw_min' parameter of SoftBoundsDevice must be a float in (0, inf). Got -0.1 instead.``
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .errors import ConfigError, NonFiniteError, ShapeError
+
+
+def _fmt_interval(lo, hi, closed_lo, closed_hi):
+    left = "[" if closed_lo else "("
+    right = "]" if closed_hi else ")"
+    lo_s = "-inf" if lo is None else repr(lo)
+    hi_s = "inf" if hi is None else repr(hi)
+    return f"{left}{lo_s}, {hi_s}{right}"
+
+
+def check_float(value, name, owner, lo=None, hi=None, closed_lo=True, closed_hi=True):
+    """Return ``value`` as float if it lies in the interval, else raise :class:`ConfigError`."""
+    interval = _fmt_interval(lo, hi, closed_lo, closed_hi)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(
+            f"The '{name}' parameter of {owner} must be a float in {interval}. Got {value!r} instead."
+        )
+    v = float(value)
+    ok = not math.isnan(v)
+    if ok and lo is not None:
+        ok = v >= lo if closed_lo else v > lo
+    if ok and hi is not None:
+        ok = v <= hi if closed_hi else v < hi
+    if ok and lo is None and hi is None:
+        ok = math.isfinite(v)
+    if not ok:
+        raise ConfigError(
+            f"The '{name}' parameter of {owner} must be a float in {interval}. Got {value!r} instead."
+        )
+    return v
+
+
+def check_int(value, name, owner, lo=None, hi=None):
+    """Return ``value`` as int if it is an integer in [lo, hi], else raise :class:`ConfigError`."""
+    interval = _fmt_interval(lo, hi, True, True)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(
+            f"The '{name}' parameter of {owner} must be an int in {interval}. Got {value!r} instead."
+        )
+    v = int(value)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise ConfigError(
+            f"The '{name}' parameter of {owner} must be an int in {interval}. Got {value!r} instead."
+        )
+    return v
+
+
+def check_bool(value, name, owner):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"The '{name}' parameter of {owner} must be a bool. Got {value!r} instead.")
+    return bool(value)
+
+
+def check_choice(value, name, owner, choices):
+    if value not in choices:
+        opts = ", ".join(repr(c) for c in choices)
+        raise ConfigError(
+            f"The '{name}' parameter of {owner} must be one of {opts}. Got {value!r} instead."
+        )
+    return value
+
+
+def check_finite_array(a, name):
+    """Raise :class:`NonFiniteError` naming ``name`` if ``a`` holds NaN or inf."""
+    if not np.all(np.isfinite(a)):
+        bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+        raise NonFiniteError(
+            f"'{name}' contains {bad} non-finite value(s) (NaN or inf); analog tiles need finite inputs."
+        )
+
+
+def as_batch(a, name, size, dtype=np.float32):
+    """Return ``a`` as a C-contiguous 2-D array ``(batch, size)``; a 1-D input becomes a batch of one.
+
+    Raises :class:`ShapeError` naming ``name`` on a size mismatch and :class:`NonFiniteError` on NaN/inf.
+    """
+    arr = np.asarray(a)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != size:
+        raise ShapeError(
+            f"'{name}' must have shape ({size},) or (batch, {size}). Got shape {np.shape(a)} instead."
+        )
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    check_finite_array(arr, name)
+    return arr

@@ -1,0 +1,296 @@
+"""Tiki-Taka (v1) compound tile: a fast array A, a slow array C and a column-wise transfer from A to C.
+
+Gokmen & Haensch, "Algorithm for training neural networks on resistive device arrays", Front. Neurosci.
+14:103 (2020); aihwkit ``TransferCompound``. The network sees ``W = gamma A + C``. Every sample's gradient is
+pulsed onto A with learning rate ``fast_lr``; every ``transfer_every`` mini-batches (or samples), the next
+``n_reads_per_transfer`` columns of A are read through ``transfer_forward`` (noise and bound management off,
+so the output noise and the ADC step act in weight units) and written onto C by a pulsed update with
+``x = e_i``, ``d = -y`` and learning rate ``transfer_lr * lr`` (``scale_transfer_lr``).
+
+Granularity: A's update management uses A's device granularity and the transfer onto C uses C's, as aihwkit
+1.1.0 does (SPEC section 4 says "the mean of A's and C's"; the aihwkit source and its fixtures decide).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _validation as V
+from .config import Config
+from .errors import ConfigError, ShapeError
+from .params import IOParameters, TileConfig, UpdateParameters
+from .periphery import analog_mvm
+from .rng import key_from_seedseq, make_seedseq
+from .tile import AnalogTile, zig_tables
+
+
+def _default_unit_device():
+    from crossbar_sim.device_models import SoftBoundsDevice
+
+    return SoftBoundsDevice()
+
+
+@dataclass(frozen=True, repr=False)
+class TransferCompound(Config):
+    """Tiki-Taka v1 transfer parameters (aihwkit ``TransferCompound`` names and defaults).
+
+    Parameters
+    ----------
+    device_a, device_c : PulsedDevice
+        Devices of the fast array A (gradient accumulation) and of the slow array C (the weights).
+    gamma : float
+        Weight of A in the network's weight ``W = gamma A + C`` (0: the paper's analysis, aihwkit default).
+    transfer_every : float
+        Transfer period, in mini-batches (``units_in_mbatch``) or samples; fractional values allowed
+        (``ceil(transfer_every * batch)`` samples, or ``round(transfer_every)`` samples, at least 1).
+        0 disables transfers.
+    units_in_mbatch : bool
+        Count ``transfer_every`` in mini-batches (True) or samples.
+    n_reads_per_transfer : int
+        Consecutive columns of A read and written to C per transfer (the pointer starts at 0 and wraps).
+    fast_lr : float
+        Learning rate of the pulsed update onto A, absolute; <= 0 means "use the SGD learning rate".
+    transfer_lr : float
+        Learning rate of the write onto C; multiplied by the SGD learning rate when ``scale_transfer_lr``.
+    transfer_forward : IOParameters
+        Periphery of the column reads (noise and bound management are forced off).
+    transfer_update : UpdateParameters
+        Pulse scheme of the write onto C.
+    """
+
+    device_a: Config = field(default_factory=_default_unit_device)
+    device_c: Config = field(default_factory=_default_unit_device)
+    gamma: float = 0.0
+    transfer_every: float = 1.0
+    units_in_mbatch: bool = True
+    n_reads_per_transfer: int = 1
+    fast_lr: float = 1.0
+    transfer_lr: float = 1.0
+    scale_transfer_lr: bool = True
+    transfer_forward: IOParameters = field(default_factory=IOParameters)
+    transfer_update: UpdateParameters = field(default_factory=UpdateParameters)
+
+    def validate(self) -> None:
+        from crossbar_sim.device_models import PulsedDevice
+
+        owner = type(self).__name__
+        for name in ("device_a", "device_c"):
+            if not isinstance(getattr(self, name), PulsedDevice):
+                raise ConfigError(f"The '{name}' parameter of {owner} must be a device model. Got {getattr(self, name)!r}.")
+        V.check_float(self.gamma, "gamma", owner, 0.0, 1e6)
+        V.check_float(self.transfer_every, "transfer_every", owner, 0.0, 1e12)
+        V.check_bool(self.units_in_mbatch, "units_in_mbatch", owner)
+        V.check_int(self.n_reads_per_transfer, "n_reads_per_transfer", owner, 1, 2**31 - 1)
+        V.check_float(self.fast_lr, "fast_lr", owner, -1e12, 1e12)
+        V.check_float(self.transfer_lr, "transfer_lr", owner, 0.0, 1e12)
+        V.check_bool(self.scale_transfer_lr, "scale_transfer_lr", owner)
+        if not isinstance(self.transfer_forward, IOParameters):
+            raise ConfigError(f"The 'transfer_forward' parameter of {owner} must be an IOParameters.")
+        if not isinstance(self.transfer_update, UpdateParameters):
+            raise ConfigError(f"The 'transfer_update' parameter of {owner} must be an UpdateParameters.")
+
+    def transfer_period(self, batch: int) -> int:
+        """Samples between transfers for a mini-batch of ``batch`` samples (0: never)."""
+        if self.transfer_every <= 0.0:
+            return 0
+        if self.units_in_mbatch:
+            return max(1, int(math.ceil(self.transfer_every * batch)))
+        return max(1, int(math.floor(self.transfer_every + 0.5)))
+
+
+@dataclass(frozen=True, repr=False)
+class CompoundTileConfig(Config):
+    """A Tiki-Taka tile: the compound device plus the tile's update and periphery (aihwkit
+    ``UnitCellRPUConfig``)."""
+
+    device: TransferCompound = field(default_factory=TransferCompound)
+    update: UpdateParameters = field(default_factory=UpdateParameters)
+    forward: IOParameters = field(default_factory=IOParameters)
+    backward: IOParameters = field(default_factory=IOParameters)
+
+    def validate(self) -> None:
+        if not isinstance(self.device, TransferCompound):
+            raise ConfigError(f"The 'device' parameter of CompoundTileConfig must be a TransferCompound. Got {self.device!r}.")
+
+
+class TikiTakaTile:
+    """Tiki-Taka v1 tile (A, C, transfer). Same interface as :class:`AnalogTile`.
+
+    Parameters
+    ----------
+    out_size, in_size : int
+    config : CompoundTileConfig
+    seed : int, SeedSequence or None
+    threads : int or None
+    """
+
+    def __init__(self, out_size: int, in_size: int, config: CompoundTileConfig | None = None, seed=None,
+                 threads=None):
+        if config is None:
+            config = CompoundTileConfig()
+        if not isinstance(config, CompoundTileConfig):
+            raise ConfigError(f"The 'config' parameter of TikiTakaTile must be a CompoundTileConfig. Got {config!r}.")
+        self.config = config
+        tc = config.device
+        ss = make_seedseq(seed)
+        s_a, s_c, s_f, s_b, s_t = ss.spawn(5)
+        self.a = AnalogTile(out_size, in_size, TileConfig(device=tc.device_a, update=config.update,
+                                                          forward=config.forward, backward=config.backward),
+                            seed=s_a, threads=threads)
+        self.c = AnalogTile(out_size, in_size, TileConfig(device=tc.device_c, update=tc.transfer_update,
+                                                          forward=config.forward, backward=config.backward),
+                            seed=s_c, threads=threads)
+        self.out_size, self.in_size = self.a.out_size, self.a.in_size
+        self._keys = {"forward": key_from_seedseq(s_f), "backward": key_from_seedseq(s_b),
+                      "transfer": key_from_seedseq(s_t)}
+        self._t = {"forward": 0, "backward": 0, "transfer": 0}
+        self.transfer_io = dataclasses.replace(tc.transfer_forward, noise_management="none",
+                                               bound_management="none")
+        self.samples_seen = 0
+        self.pointer = 0
+        self.counters = {"n_transfers": 0, "n_transfer_reads": 0, "mvm": 0, "dac": 0, "adc": 0,
+                         "n_forward": 0, "n_backward": 0}
+
+    # ------------------------------------------------------------------ weights
+    @property
+    def shape(self):
+        return (self.out_size, self.in_size)
+
+    @property
+    def tiles(self) -> dict:
+        """The arrays of this compound, by name (for dumps and statistics)."""
+        return {"A": self.a, "C": self.c}
+
+    def read_weights(self) -> np.ndarray:
+        """Effective weights ``gamma A + C`` (apparent)."""
+        g = self.config.device.gamma
+        if g == 0.0:
+            return self.c.read_weights()
+        return (np.float32(g) * self.a._w_app + self.c._w_app).astype(np.float32)
+
+    def _weights_view(self):
+        g = self.config.device.gamma
+        return self.c._w_app if g == 0.0 else (np.float32(g) * self.a._w_app + self.c._w_app).astype(np.float32)
+
+    def set_weights(self, w) -> None:
+        """Set C to ``w`` and A to 0 (aihwkit puts the weights in the slow array); resets the transfer pointer."""
+        w = np.asarray(w)
+        if w.shape != self.shape:
+            raise ShapeError(f"'w' must have shape {self.shape}. Got shape {w.shape} instead.")
+        self.a.set_weights(np.zeros(self.shape, np.float32))
+        self.c.set_weights(w)
+        self.pointer = 0
+        self.samples_seen = 0
+
+    # ------------------------------------------------------------------ MVMs
+    def forward(self, x, io=None) -> np.ndarray:
+        X = V.as_batch(x, "x", self.in_size)
+        io = self.config.forward if io is None else io
+        y = analog_mvm(self._weights_view(), X, io, self._keys["forward"], self._t["forward"], zig_tables(),
+                       transposed=False, allow_bm=True, counters=self.counters)
+        self._t["forward"] += 1
+        self.counters["n_forward"] += X.shape[0]
+        return y[0] if np.ndim(x) == 1 else y
+
+    def backward(self, d, io=None) -> np.ndarray:
+        D = V.as_batch(d, "d", self.out_size)
+        io = self.config.backward if io is None else io
+        z = analog_mvm(self._weights_view(), D, io, self._keys["backward"], self._t["backward"], zig_tables(),
+                       transposed=True, allow_bm=False, counters=self.counters)
+        self._t["backward"] += 1
+        self.counters["n_backward"] += D.shape[0]
+        return z[0] if np.ndim(d) == 1 else z
+
+    # ------------------------------------------------------------------ update
+    def update(self, x, d, lr: float) -> None:
+        """Pulse the gradient onto A (``fast_lr``), transferring columns to C on schedule."""
+        X = V.as_batch(x, "x", self.in_size)
+        D = V.as_batch(d, "d", self.out_size)
+        if X.shape[0] != D.shape[0]:
+            raise ShapeError(f"'x' and 'd' must have the same batch size. Got {X.shape[0]} and {D.shape[0]}.")
+        lr = V.check_float(lr, "lr", "TikiTakaTile.update", 0.0, None)
+        tc = self.config.device
+        fast_lr = tc.fast_lr if tc.fast_lr > 0 else lr
+        every = tc.transfer_period(X.shape[0])
+        s0 = 0
+        B = X.shape[0]
+        while s0 < B:
+            if every > 0:
+                to_next = every - (self.samples_seen % every)
+                s1 = min(B, s0 + to_next)
+            else:
+                s1 = B
+            self.a.update(X[s0:s1], D[s0:s1], fast_lr)
+            self.samples_seen += s1 - s0
+            if every > 0 and self.samples_seen % every == 0:
+                self.transfer(lr)
+            s0 = s1
+
+    def transfer(self, lr: float) -> None:
+        """Read the next ``n_reads_per_transfer`` columns of A and write them onto C."""
+        tc = self.config.device
+        n = min(tc.n_reads_per_transfer, self.in_size)
+        cols = (self.pointer + np.arange(n)) % self.in_size
+        E = np.zeros((n, self.in_size), np.float32)
+        E[np.arange(n), cols] = 1.0
+        Y = analog_mvm(self.a._w_app, E, self.transfer_io, self._keys["transfer"], self._t["transfer"],
+                       zig_tables(), transposed=False, allow_bm=False, counters=self.counters)
+        self._t["transfer"] += 1
+        lr_t = tc.transfer_lr * lr if tc.scale_transfer_lr else tc.transfer_lr
+        self.c.update(E, -Y, lr_t)
+        self.pointer = int((self.pointer + n) % self.in_size)
+        self.counters["n_transfers"] += 1
+        self.counters["n_transfer_reads"] += n
+
+    # ------------------------------------------------------------------ state
+    def total_counters(self) -> dict:
+        """Counters of the compound and of its arrays, summed where they share a name."""
+        out = dict(self.counters)
+        for t in (self.a, self.c):
+            for k, v in t.counters.items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+    def get_state(self) -> dict:
+        return {
+            "kind": "TikiTakaTile",
+            "shape": list(self.shape),
+            "config": self.config.to_json(),
+            "A": self.a.get_state(),
+            "C": self.c.get_state(),
+            "samples_seen": int(self.samples_seen),
+            "pointer": int(self.pointer),
+            "counters": dict(self.counters),
+            "rng": {k: [str(int(self._keys[k])), int(self._t[k])] for k in self._keys},
+        }
+
+    def set_state(self, state: dict) -> None:
+        if list(state["shape"]) != list(self.shape):
+            raise ShapeError(f"State is for a tile of shape {tuple(state['shape'])}, this tile is {self.shape}.")
+        cfg = state["config"]
+        self.config = Config.from_json(cfg) if isinstance(cfg, str) else cfg
+        self.a.set_state(state["A"])
+        self.c.set_state(state["C"])
+        self.samples_seen = int(state["samples_seen"])
+        self.pointer = int(state["pointer"])
+        self.counters = {k: int(v) for k, v in state["counters"].items()}
+        for k, (key, t) in state["rng"].items():
+            self._keys[k] = np.uint64(int(key))
+            self._t[k] = int(t)
+        tc = self.config.device
+        self.transfer_io = dataclasses.replace(tc.transfer_forward, noise_management="none",
+                                               bound_management="none")
+
+    @classmethod
+    def from_state(cls, state: dict, threads=None) -> "TikiTakaTile":
+        cfg = state["config"]
+        cfg = Config.from_json(cfg) if isinstance(cfg, str) else cfg
+        tile = cls(int(state["shape"][0]), int(state["shape"][1]), cfg, seed=0, threads=threads)
+        tile.set_state(state)
+        return tile
+
+    def __repr__(self) -> str:
+        return f"TikiTakaTile({self.out_size}, {self.in_size}, {self.config.device!r})"

@@ -1,0 +1,69 @@
+"""Device response models of crossbar-sim (SPEC section 1) and their registry.
+
+>>> from crossbar_sim.device_models import get_device
+>>> get_device("SoftBounds", w_max=0.8, w_min=-0.8)
+SoftBoundsDevice(w_max=0.8, w_min=-0.8)
+"""
+from __future__ import annotations
+
+from crossbar_sim.errors import ConfigError
+
+from .base import DeviceArrays, PulsedDevice
+from .constant_step import ConstantStepDevice
+from .exp_step import ExpStepDevice
+from .linear_step import LinearStepDevice
+from .piecewise import PiecewiseStepDevice
+from .pow_step import PowStepDevice
+from .soft_bounds import SoftBoundsDevice
+from .soft_bounds_reference import SoftBoundsReferenceDevice, asymmetric_linear_device
+
+#: name -> device class; the CLI lists these
+DEVICE_MODELS: dict[str, type[PulsedDevice]] = {}
+
+
+def register_device(cls: type[PulsedDevice]) -> type[PulsedDevice]:
+    """Add a device model to the registry under ``cls.name`` (and its class name)."""
+    DEVICE_MODELS[cls.name] = cls
+    return cls
+
+
+for _cls in (ConstantStepDevice, SoftBoundsDevice, SoftBoundsReferenceDevice, LinearStepDevice, ExpStepDevice,
+             PowStepDevice, PiecewiseStepDevice):
+    register_device(_cls)
+
+
+def _norm(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "").replace(" ", "").removesuffix("device")
+
+
+def get_device_class(name: str) -> type[PulsedDevice]:
+    """The device class registered as ``name`` (case, dashes and a trailing 'Device' ignored)."""
+    key = _norm(name)
+    for reg, cls in DEVICE_MODELS.items():
+        if _norm(reg) == key or _norm(cls.__name__) == key:
+            return cls
+    raise ConfigError(f"Unknown device {name!r}; known devices: {', '.join(sorted(DEVICE_MODELS))}.")
+
+
+def get_device(name: str, **params) -> PulsedDevice:
+    """Build the device registered as ``name`` with ``params`` (unknown parameter names raise)."""
+    cls = get_device_class(name)
+    return cls.from_dict({"type": cls.__name__, **params})
+
+
+__all__ = [
+    "DEVICE_MODELS",
+    "DeviceArrays",
+    "PulsedDevice",
+    "ConstantStepDevice",
+    "SoftBoundsDevice",
+    "SoftBoundsReferenceDevice",
+    "LinearStepDevice",
+    "ExpStepDevice",
+    "PowStepDevice",
+    "PiecewiseStepDevice",
+    "asymmetric_linear_device",
+    "get_device",
+    "get_device_class",
+    "register_device",
+]
