@@ -34,13 +34,11 @@ def _default_unit_device():
 
 
 @dataclass(frozen=True, repr=False)
-class TransferCompound(Config):
-    """Tiki-Taka v1 transfer parameters (aihwkit ``TransferCompound`` names and defaults).
+class TransferParams(Config):
+    """Tiki-Taka v1 transfer hyper-parameters (aihwkit ``TransferCompound`` names and defaults).
 
     Parameters
     ----------
-    device_a, device_c : PulsedDevice
-        Devices of the fast array A (gradient accumulation) and of the slow array C (the weights).
     gamma : float
         Weight of A in the network's weight ``W = gamma A + C`` (0: the paper's analysis, aihwkit default).
     transfer_every : float
@@ -61,8 +59,6 @@ class TransferCompound(Config):
         Pulse scheme of the write onto C.
     """
 
-    device_a: Config = field(default_factory=_default_unit_device)
-    device_c: Config = field(default_factory=_default_unit_device)
     gamma: float = 0.0
     transfer_every: float = 1.0
     units_in_mbatch: bool = True
@@ -74,12 +70,7 @@ class TransferCompound(Config):
     transfer_update: UpdateParameters = field(default_factory=UpdateParameters)
 
     def validate(self) -> None:
-        from crossbar_sim.device_models import PulsedDevice
-
         owner = type(self).__name__
-        for name in ("device_a", "device_c"):
-            if not isinstance(getattr(self, name), PulsedDevice):
-                raise ConfigError(f"The '{name}' parameter of {owner} must be a device model. Got {getattr(self, name)!r}.")
         V.check_float(self.gamma, "gamma", owner, 0.0, 1e6)
         V.check_float(self.transfer_every, "transfer_every", owner, 0.0, 1e12)
         V.check_bool(self.units_in_mbatch, "units_in_mbatch", owner)
@@ -93,12 +84,46 @@ class TransferCompound(Config):
             raise ConfigError(f"The 'transfer_update' parameter of {owner} must be an UpdateParameters.")
 
     def transfer_period(self, batch: int) -> int:
-        """Samples between transfers for a mini-batch of ``batch`` samples (0: never)."""
+        """Samples between transfers for a mini-batch of ``batch`` samples (0: never).
+
+        aihwkit computes ``ceil(transfer_every * batch)`` or ``round(transfer_every)`` and transfers never when
+        that is 0; we transfer after every sample instead, so a fractional period never silently disables
+        Tiki-Taka (the crash/no-op of aihwkit PR #132/#174).
+        """
         if self.transfer_every <= 0.0:
             return 0
         if self.units_in_mbatch:
             return max(1, int(math.ceil(self.transfer_every * batch)))
         return max(1, int(math.floor(self.transfer_every + 0.5)))
+
+
+@dataclass(frozen=True, repr=False)
+class TransferCompound(TransferParams):
+    """Tiki-Taka v1 compound device: :class:`TransferParams` plus the devices of A and C.
+
+    Parameters
+    ----------
+    device_a, device_c : PulsedDevice
+        Devices of the fast array A (gradient accumulation) and of the slow array C (the weights).
+    """
+
+    device_a: Config = field(default_factory=_default_unit_device)
+    device_c: Config = field(default_factory=_default_unit_device)
+
+    def validate(self) -> None:
+        from crossbar_sim.device_models import PulsedDevice
+
+        super().validate()
+        owner = type(self).__name__
+        for name in ("device_a", "device_c"):
+            if not isinstance(getattr(self, name), PulsedDevice):
+                raise ConfigError(f"The '{name}' parameter of {owner} must be a device model. Got {getattr(self, name)!r}.")
+
+    @classmethod
+    def from_params(cls, params: TransferParams, device_a, device_c=None) -> "TransferCompound":
+        """A compound with the hyper-parameters of ``params`` and the given devices (C defaults to A's)."""
+        kw = {f.name: getattr(params, f.name) for f in dataclasses.fields(TransferParams)}
+        return cls(device_a=device_a, device_c=device_a if device_c is None else device_c, **kw)
 
 
 @dataclass(frozen=True, repr=False)

@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import json
 import os
 from functools import lru_cache
 
@@ -42,6 +41,12 @@ PARALLEL_MIN_DEVICES = 1 << 16
 def zig_tables():
     """Ziggurat tables shared by every tile (computed once per process)."""
     return ziggurat_tables()
+
+
+@lru_cache(maxsize=1)
+def sqrt_table():
+    """``sqrt(n)`` for ``n = 0 .. MAX_BL`` (pulse counts), shared by every tile."""
+    return np.sqrt(np.arange(K.MAX_BL + 1, dtype=np.float64))
 
 
 def _num_threads() -> int:
@@ -99,7 +104,7 @@ class AnalogTile:
         self._t = {"update": 0, "forward": 0, "backward": 0, "misc": 0}
         self._w = np.zeros((self.out_size, self.in_size), np.float32)
         self._w_app = self._w if self.devices.write_noise == 0.0 else np.zeros_like(self._w)
-        self.pulse_counts = np.zeros((2, self.out_size, self.in_size), np.int64)
+        self.pulse_counts = np.zeros((self.out_size, self.in_size, 2), np.int64)  # [..., 0] up, [..., 1] down
         self.counters = {k: 0 for k in COUNTER_NAMES}
         self._stats = np.zeros(K.N_ST, np.int64)
         self.set_weights(self._w)
@@ -227,12 +232,12 @@ class AnalogTile:
             args = (self._w, self._w_app, dev.dp, self.pulse_counts, X, D, lr, g, up.desired_bl, ublm, um,
                     up.um_grad_scale, ptype, dev.model, dev.noise_mode, dev.dw_min_std, dev.write_noise, dev.tp,
                     up.closed_form, np.uint64(self._keys["update"]), np.uint64(self._t["update"]), ki, wi, fi,
-                    self._stats)
+                    sqrt_table(), self._stats)
             nthreads = _num_threads() if self.threads is None else int(self.threads)
+            nblocks = 1
             if nthreads > 1 and self.out_size > 1 and self.out_size * self.in_size >= PARALLEL_MIN_DEVICES:
-                K.pulsed_update_parallel(*args, min(nthreads * 4, self.out_size))
-            else:
-                K.pulsed_update(*args)
+                nblocks = min(nthreads * 4, self.out_size)
+            K.pulsed_update(*args, nblocks)
             self._sync_stats()
         self._t["update"] += B
         self.counters["n_updates"] += B
@@ -355,4 +360,3 @@ def _env_threads():  # pragma: no cover - convenience for workers
 
 
 _env_threads()
-_ = json  # json is used by callers of get_state through config JSON

@@ -29,9 +29,11 @@ class DeviceArrays:
 
     Attributes
     ----------
-    dp : ndarray of shape (7, out_size, in_size), float32
+    dp : ndarray of shape (out_size, in_size, 12), float32 (device-major: one record per device)
         Rows SU, SD (up/down step sizes), LU, LD (model shape parameters: slopes of the linear family,
-        exponents of PowStep), REF (reference offset), LO, HI (device bounds, in the ``w + ref`` frame).
+        exponents of PowStep), REF (reference offset), LO, HI (device bounds, in the ``w + ref`` frame),
+        then, for the linear family only, quantities derived from them for the closed-form update: WSU,
+        WSD (fixed points of up / down pulses) and RU, RD (relative cycle-to-cycle noise of one pulse).
     tp : ndarray of float64
         Tile-wide model constants (ExpStep shape, Piecewise tables, lookup tables).
     reset_bias : ndarray of shape (out_size, in_size), float32
@@ -57,21 +59,22 @@ class DeviceArrays:
 
     @property
     def shape(self):
-        return self.dp.shape[1:]
+        return self.dp.shape[:2]
 
     @property
     def w_lo(self):
         """Lower bound of the hidden weight per device (``b_min - ref``)."""
-        return self.dp[K.LO] - self.dp[K.REF]
+        return self.dp[..., K.LO] - self.dp[..., K.REF]
 
     @property
     def w_hi(self):
         """Upper bound of the hidden weight per device (``b_max - ref``)."""
-        return self.dp[K.HI] - self.dp[K.REF]
+        return self.dp[..., K.HI] - self.dp[..., K.REF]
 
     def as_dict(self) -> dict:
-        names = ["scale_up", "scale_down", "shape_up", "shape_down", "reference", "min_bound", "max_bound"]
-        out = {n: self.dp[k] for k, n in enumerate(names)}
+        names = ["scale_up", "scale_down", "shape_up", "shape_down", "reference", "min_bound", "max_bound",
+                 "fixed_point_up", "fixed_point_down", "rel_noise_up", "rel_noise_down"]
+        out = {n: self.dp[..., k] for k, n in enumerate(names)}
         out["reset_bias"] = self.reset_bias
         return out
 
@@ -267,8 +270,10 @@ class PulsedDevice(Config):
         dp[K.HI] = b_max
         reset_bias = self.reset + self.reset_dtod * xi[4]
         self._shape_params(dp, xi[5:], reset_bias)
+        if self.model_code == K.MODEL_LINEAR:
+            K.linear_derived(dp, self.dw_min_std)
         return DeviceArrays(
-            dp=np.ascontiguousarray(dp, dtype=np.float32),
+            dp=np.ascontiguousarray(np.moveaxis(dp, 0, -1), dtype=np.float32),
             tp=np.ascontiguousarray(self.tile_params(), dtype=np.float64),
             reset_bias=np.ascontiguousarray(reset_bias, dtype=np.float32),
             model=int(self.model_code),

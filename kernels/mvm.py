@@ -26,7 +26,7 @@ NM_ABS_MAX = 1
 NM_CONSTANT = 2
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def rint(v):
     """Round half to even (C ``rint`` under the default rounding mode)."""
     r = math.floor(v + 0.5)
@@ -35,7 +35,7 @@ def rint(v):
     return r
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def _quantize32(v, step, sto, key, idx):
     """``rint(v / step) * step`` in float32 (``step <= 0``: unchanged). Returns (value, idx)."""
     if step <= float32(0.0):
@@ -51,7 +51,7 @@ def _quantize32(v, step, sto, key, idx):
     return float32(qq * step), idx
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def io_prepare(X, rows, nm_mode, nm_thres, rshift, inp_bound, inp_step, inp_sto, inp_noise, backward, key,
                ki, wi, fi, Xq, out_factor, xnorm):
     """Inputs of the rows listed in ``rows`` as the DAC delivers them.
@@ -113,7 +113,7 @@ def io_prepare(X, rows, nm_mode, nm_thres, rshift, inp_bound, inp_step, inp_sto,
         xnorm[b] = math.sqrt(acc)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def io_finish(Y, rows, out_factor, xnorm, w_noise, out_noise, out_bound, out_step, out_sto, key, ki, wi, fi,
               out, at_bound):
     """Outputs of the rows listed in ``rows``: noise, ADC, bound test, clipping, rescaling.

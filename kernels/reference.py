@@ -103,7 +103,7 @@ def pulsed_update(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_
     ``rng``. Cycle-to-cycle and write noise are drawn from ``rng``. Returns the stats vector.
     """
     stats = np.zeros(K.N_ST, np.int64)
-    su, sd, lu, ld, ref, lo, hi = (dp[k].astype(np.float64) for k in range(K.N_DP))
+    su, sd, lu, ld, ref, lo, hi = (dp[..., k].astype(np.float64) for k in range(7))
     for s in range(X.shape[0]):
         x = X[s].astype(np.float64)
         d = D[s].astype(np.float64)
@@ -141,8 +141,8 @@ def pulsed_update(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_
         w[...] = wv.astype(np.float32)
         if wn_std > 0 and w_app is not w:
             w_app[pulsed] = (wv[pulsed] + wn_std * rng.standard_normal(int(pulsed.sum()))).astype(np.float32)
-        cnt[0] += np.where(up & pulsed, n, 0)
-        cnt[1] += np.where(~up & pulsed, n, 0)
+        cnt[..., 0] += np.where(up & pulsed, n, 0)
+        cnt[..., 1] += np.where(~up & pulsed, n, 0)
         tot = int(n.sum())
         tot_up = int(n[up].sum())
         stats[K.ST_PULSES] += tot
@@ -166,7 +166,7 @@ def _count_line(v, scale, bl, ptype):
 
 def expected_update(w, dp, X, D, lr, g, model, tp):
     """Twin of :func:`kernels.update.expected_update`."""
-    su, sd, lu, ld, ref, lo, hi = (dp[k].astype(np.float64) for k in range(K.N_DP))
+    su, sd, lu, ld, ref, lo, hi = (dp[..., k].astype(np.float64) for k in range(7))
     for s in range(X.shape[0]):
         delta = -lr * np.outer(D[s].astype(np.float64), X[s].astype(np.float64))
         wv = w.astype(np.float64)
@@ -179,7 +179,7 @@ def expected_update(w, dp, X, D, lr, g, model, tp):
 
 def float_update(w, dp, X, D, lr, clip):
     """Twin of :func:`kernels.update.float_update`."""
-    ref, lo, hi = (dp[k].astype(np.float64) for k in (K.REF, K.LO, K.HI))
+    ref, lo, hi = (dp[..., k].astype(np.float64) for k in (K.REF, K.LO, K.HI))
     wv = w.astype(np.float64)
     for s in range(X.shape[0]):
         wv = wv - lr * np.outer(D[s].astype(np.float64), X[s].astype(np.float64))

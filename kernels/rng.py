@@ -29,7 +29,7 @@ def popcount64(typingctx, x):
     return sig, codegen
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def mix64(z):
     """SplitMix64 output function (Stafford variant 13): a bijective 64-bit mixer."""
     z = (z ^ (z >> uint64(30))) * uint64(0xBF58476D1CE4E5B9)
@@ -37,19 +37,19 @@ def mix64(z):
     return z ^ (z >> uint64(31))
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def draw(key, idx):
     """The 64-bit random word number ``idx`` of stream ``key``."""
     return mix64(key + uint64(idx) * uint64(0x9E3779B97F4A7C15))
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def sub_key(key, tag):
     """An independent stream key derived from ``key`` and an integer ``tag``."""
     return mix64(key ^ mix64(uint64(tag) + uint64(0x632BE59BD9B4E019)))
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def uniform01(key, idx):
     """Uniform double in [0, 1) with 53 random bits."""
     return float64(draw(key, idx) >> uint64(11)) * (1.0 / 9007199254740992.0)
@@ -86,7 +86,7 @@ def ziggurat_tables():
     return ki, wi, fi
 
 
-@njit
+@njit(error_model="numpy")
 def _zig_slow(key, idx, i, x, wi, fi):
     """Rejection part of the ziggurat: tail (layer 0) or wedge (other layers). Returns (x, accepted, idx)."""
     if i == 0:
@@ -109,7 +109,7 @@ def _zig_slow(key, idx, i, x, wi, fi):
     return x, False, idx
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def normal(key, idx, ki, wi, fi):
     """A standard normal deviate from stream ``key`` starting at word ``idx``; returns (z, next idx)."""
     while True:

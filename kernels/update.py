@@ -58,9 +58,13 @@ PULSE_EXPECTED = 3
 PULSE_NONE = 4
 PULSE_NONE_WITH_DEVICE = 5
 
-# rows of the per-device parameter array dp (float32, shape (N_DP, out, in))
+# rows of the per-device parameter array dp (float32, shape (out, in, N_DP): the parameters of one device are
+# contiguous, so the update streams one 48-byte record per device instead of 11 planes that alias in cache)
 SU, SD, LU, LD, REF, LO, HI = 0, 1, 2, 3, 4, 5, 6
-N_DP = 7
+# derived rows of the linear family, precomputed at construction (see ``linear_derived``): fixed points
+# ``w* = -s/l`` of an up / down pulse and the relative noise ``r = |l| sigma / (1 + l)`` of one pulse
+WSU, WSD, RU, RD = 7, 8, 9, 10
+N_DP = 12  # padded to 48 bytes per device; row 11 unused
 
 # stats vector written by the drivers (int64)
 ST_PULSES, ST_CYCLES, ST_SLOTS, ST_UP, ST_DOWN = 0, 1, 2, 3, 4
@@ -73,7 +77,7 @@ _ENVELOPE = 8.0  # standard deviations kept away from the bounds by the closed f
 
 # --------------------------------------------------------------------------------------------------------
 # update management (aihwkit PulsedUpdateMetaParameter::performUpdateManagement)
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def bl_ab(x_amax, d_amax, lr, g, desired_bl, ublm, um, um_grad_scale):
     """Pulse-train length ``BL`` and probability scales ``A`` (for d) and ``B`` (for x) of one sample.
 
@@ -112,7 +116,7 @@ def bl_ab(x_amax, d_amax, lr, g, desired_bl, ublm, um, um_grad_scale):
     return bl, float64(a), float64(b)
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def _absmax(v):
     m = 0.0
     for k in range(v.shape[0]):
@@ -122,7 +126,7 @@ def _absmax(v):
     return m
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def make_bits(v, scale, bl, key, line0, bits, sign):
     """Bit-packed stochastic pulse trains of a vector of lines.
 
@@ -164,7 +168,7 @@ def make_bits(v, scale, bl, key, line0, bits, sign):
 
 # --------------------------------------------------------------------------------------------------------
 # device response
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def _clip(v, lo, hi):
     if v > hi:
         v = hi
@@ -173,7 +177,7 @@ def _clip(v, lo, hi):
     return v
 
 
-@njit(cache=True)
+@njit(inline="always", error_model="numpy")
 def one_pulse(w, up, su, sd, lu, ld, ref, lo, hi, model, noise_mode, sigma, tp, z):
     """Hidden weight after one pulse (``up`` True: potentiation) with cycle-to-cycle deviate ``z``."""
     if model == MODEL_LINEAR:
@@ -245,7 +249,7 @@ def one_pulse(w, up, su, sd, lu, ld, ref, lo, hi, model, noise_mode, sigma, tp, 
     return w
 
 
-@njit(cache=True)
+@njit(inline="always", error_model="numpy")
 def _table_pulse(w, up, su, sd, lo, hi, tp, u):
     """Measured lookup-table device: dG quantile table vs G, sampled at CDF level ``u`` in [0, 1).
 
@@ -288,21 +292,39 @@ def _table_pulse(w, up, su, sd, lo, hi, tp, u):
     return _clip(w, lo, hi)
 
 
-@njit(cache=True)
-def _closed_form_linear(w, n, up, su, sd, lu, ld, ref, lo, hi, noise_mode, sigma, z):
+def linear_derived(dp, sigma):
+    """Fill rows WSU, WSD, RU, RD of ``dp`` (planar float64 work array, (N_DP, out, in)), linear family."""
+    for row_s, row_l, row_w, row_r, sgn in ((SU, LU, WSU, RU, 1.0), (SD, LD, WSD, RD, -1.0)):
+        s_ = sgn * dp[row_s]
+        l_ = sgn * dp[row_l]
+        nz = l_ != 0.0
+        dp[row_w] = np.where(nz, -s_ / np.where(nz, l_, 1.0), 0.0)
+        a = 1.0 + l_
+        dp[row_r] = np.where(a > 0.0, np.abs(l_) * sigma / np.where(a > 0.0, a, 1.0), np.inf)
+
+
+@njit(inline="always", error_model="numpy")
+def _closed_form_linear(dp, i, j, w, n, up, noise_mode, sigma, z, sq):
     """``n`` same-sign pulses on a linear-family device at once. Returns ``(ok, w_new)``.
 
     ``ok`` is False when the closed form does not apply (the caller then simulates pulse by pulse).
+    With ``e = w + ref - w*`` one pulse maps ``e -> a e + s sigma z`` (additive noise, ``a = 1 + l``) or
+    ``e -> e (a + l sigma z)`` (multiplicative). Multiplicative noise: mean ``e0 a^n``, relative std
+    ``r sqrt(n) sqrt(1 + (n-1) r^2 / 2)`` and skewness ``3 (n-1) r / sqrt(n)`` of ``prod(1 + r z_k)``; the
+    two square roots of numbers within 1e-4 of 1 use their second-order series (relative error < 1e-9).
     """
-    wr0 = w + ref
+    ref = float64(dp[i, j, REF])
+    lo = float64(dp[i, j, LO])
+    hi = float64(dp[i, j, HI])
     if up:
-        s = su
-        l = lu
+        s = float64(dp[i, j, SU])
+        l = float64(dp[i, j, LU])
     else:
-        s = -sd
-        l = -ld
+        s = -float64(dp[i, j, SD])
+        l = -float64(dp[i, j, LD])
+    wr0 = w + ref
     step0 = abs(s + l * wr0)
-    rn = math.sqrt(n)
+    rn = sq[n]
     if l == 0.0:
         mean = wr0 + n * s
         sdv = abs(s) * sigma * rn
@@ -311,28 +333,32 @@ def _closed_form_linear(w, n, up, su, sd, lu, ld, ref, lo, hi, noise_mode, sigma
         a = 1.0 + l
         if a <= 0.0:
             return False, w
-        wstar = -s / l
+        wstar = float64(dp[i, j, WSU]) if up else float64(dp[i, j, WSD])
         e0 = wr0 - wstar
-        # a^n by squaring (n < 2^13)
+        # a^n by squaring; branch-free for the usual n < 32 (the bits of n are unpredictable)
         an = 1.0
         base = a
-        m = n
+        for b in range(5):
+            an *= base if (n >> b) & 1 else 1.0
+            base *= base
+        m = n >> 5
         while m > 0:
             if m & 1:
                 an *= base
             base *= base
             m >>= 1
-        mean = wstar + e0 * an
+        ean = e0 * an
+        mean = wstar + ean
         if noise_mode == NOISE_MULT:
-            r = abs(l * sigma / a)
+            r = float64(dp[i, j, RU]) if up else float64(dp[i, j, RD])
             rs = r * rn
             if rs > _CF_MAX_RSQRTN:
                 return False, w
-            std_rel = rs * math.sqrt(1.0 + 0.5 * (n - 1) * r * r)
-            gam = 3.0 * (n - 1) * r / rn
-            y = (z + gam / 6.0 * (z * z - 1.0)) / math.sqrt(1.0 + gam * gam / 18.0)
-            sdv = abs(e0 * an) * std_rel
-            wn = mean + e0 * an * std_rel * y
+            std_rel = rs * (1.0 + 0.25 * (n - 1) * r * r)
+            gam = 3.0 * (n - 1) * rs / n
+            y = (z + gam * (1.0 / 6.0) * (z * z - 1.0)) * (1.0 - gam * gam * (1.0 / 36.0))
+            sdv = abs(ean) * std_rel
+            wn = mean + ean * std_rel * y
         else:
             if abs(l) > 1e-12:
                 s2 = (1.0 - an * an) / (1.0 - a * a)
@@ -341,24 +367,14 @@ def _closed_form_linear(w, n, up, su, sd, lu, ld, ref, lo, hi, noise_mode, sigma
             sdv = abs(s) * sigma * math.sqrt(s2)
             wn = mean + sdv * z
     env = _ENVELOPE * sdv + step0
-    lo_env = min(wr0, mean) - env
-    hi_env = max(wr0, mean) + env
-    if lo_env <= lo or hi_env >= hi:
+    if min(wr0, mean) - env <= lo or max(wr0, mean) + env >= hi:
         return False, w
     return True, wn - ref
 
 
-@njit(inline="always")
-def _apply_device(w, n, up, su, sd, lu, ld, ref, lo, hi, model, noise_mode, sigma, tp, closed_form,
-                  key, idx, ki, wi, fi):
-    """Apply ``n`` same-sign pulses to one device; returns ``(w_new, next idx)``."""
-    if closed_form and model == MODEL_LINEAR and n > 1:
-        z = 0.0
-        if sigma > 0.0:
-            z, idx = normal(key, idx, ki, wi, fi)
-        ok, wn = _closed_form_linear(w, n, up, su, sd, lu, ld, ref, lo, hi, noise_mode, sigma, z)
-        if ok:
-            return wn, idx
+@njit(inline="always", error_model="numpy")
+def _pulse_loop(w, n, up, su, sd, lu, ld, ref, lo, hi, model, noise_mode, sigma, tp, key, idx, ki, wi, fi):
+    """``n`` pulses simulated one by one; returns ``(w_new, next idx)``."""
     for _ in range(n):
         z = 0.0
         if model == MODEL_TABLE:
@@ -370,11 +386,26 @@ def _apply_device(w, n, up, su, sd, lu, ld, ref, lo, hi, model, noise_mode, sigm
     return w, idx
 
 
+@njit(inline="always", error_model="numpy")
+def _apply_device(dp, i, j, w, n, up, model, noise_mode, sigma, tp, closed_form, key, idx, ki, wi, fi, sq):
+    """Apply ``n`` same-sign pulses to device ``(i, j)`` at hidden weight ``w``; returns (w_new, next idx)."""
+    if closed_form and model == MODEL_LINEAR and n > 1:
+        z = 0.0
+        if sigma > 0.0:
+            z, idx = normal(key, idx, ki, wi, fi)
+        ok, wn = _closed_form_linear(dp, i, j, w, n, up, noise_mode, sigma, z, sq)
+        if ok:
+            return wn, idx
+    return _pulse_loop(w, n, up, float64(dp[i, j, SU]), float64(dp[i, j, SD]), float64(dp[i, j, LU]),
+                       float64(dp[i, j, LD]), float64(dp[i, j, REF]), float64(dp[i, j, LO]),
+                       float64(dp[i, j, HI]), model, noise_mode, sigma, tp, key, idx, ki, wi, fi)
+
+
 # --------------------------------------------------------------------------------------------------------
 # rows workers
-@njit(cache=True)
+@njit(inline="always", error_model="numpy")
 def _rows_stochastic(r0, r1, w, w_app, dp, cnt, xbits, xsign, act, nact, dbits, dsign,
-                     model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi):
+                     model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sq):
     """Apply the coincidences of rows ``r0..r1-1``. Returns (pulses, up pulses)."""
     in_size = w.shape[1]
     nw = xbits.shape[1]
@@ -396,26 +427,24 @@ def _rows_stochastic(r0, r1, w, w_app, dp, cnt, xbits, xsign, act, nact, dbits, 
                 continue
             up = ds * xsign[j] < 0
             idx = int64((i * in_size + j) << 20)
-            wv, idx = _apply_device(float64(w[i, j]), n, up, float64(dp[SU, i, j]), float64(dp[SD, i, j]),
-                                    float64(dp[LU, i, j]), float64(dp[LD, i, j]), float64(dp[REF, i, j]),
-                                    float64(dp[LO, i, j]), float64(dp[HI, i, j]), model, noise_mode, sigma,
-                                    tp, closed_form, dkey, idx, ki, wi, fi)
+            wv, idx = _apply_device(dp, i, j, float64(w[i, j]), n, up, model, noise_mode, sigma, tp, closed_form,
+                                    dkey, idx, ki, wi, fi, sq)
             w[i, j] = wv
             if wn_std > 0.0:
                 zz, idx = normal(dkey, idx, ki, wi, fi)
                 w_app[i, j] = wv + wn_std * zz
             if up:
-                cnt[0, i, j] += n
+                cnt[i, j, 0] += n
                 tot_up += n
             else:
-                cnt[1, i, j] += n
+                cnt[i, j, 1] += n
             tot += n
     return tot, tot_up
 
 
-@njit(cache=True)
+@njit(inline="always", error_model="numpy")
 def _rows_counts(r0, r1, w, w_app, dp, cnt, xc, dc, bl, ptype,
-                 model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi):
+                 model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sq):
     """Deterministic coincidences (mean count / deterministic implicit) for rows ``r0..r1-1``."""
     in_size = w.shape[1]
     tot = int64(0)
@@ -438,24 +467,22 @@ def _rows_counts(r0, r1, w, w_app, dp, cnt, xc, dc, bl, ptype,
                 continue
             up = c < 0
             idx = int64((i * in_size + j) << 20)
-            wv, idx = _apply_device(float64(w[i, j]), n, up, float64(dp[SU, i, j]), float64(dp[SD, i, j]),
-                                    float64(dp[LU, i, j]), float64(dp[LD, i, j]), float64(dp[REF, i, j]),
-                                    float64(dp[LO, i, j]), float64(dp[HI, i, j]), model, noise_mode, sigma,
-                                    tp, closed_form, dkey, idx, ki, wi, fi)
+            wv, idx = _apply_device(dp, i, j, float64(w[i, j]), n, up, model, noise_mode, sigma, tp, closed_form,
+                                    dkey, idx, ki, wi, fi, sq)
             w[i, j] = wv
             if wn_std > 0.0:
                 zz, idx = normal(dkey, idx, ki, wi, fi)
                 w_app[i, j] = wv + wn_std * zz
             if up:
-                cnt[0, i, j] += n
+                cnt[i, j, 0] += n
                 tot_up += n
             else:
-                cnt[1, i, j] += n
+                cnt[i, j, 1] += n
             tot += n
     return tot, tot_up
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _count_line(v, scale, bl, ptype, out):
     """Mean-count (rounded counts, signed) or deterministic-implicit (clipped probabilities) per line."""
     blf = float32(bl)
@@ -478,7 +505,7 @@ def _count_line(v, scale, bl, ptype, out):
 
 # --------------------------------------------------------------------------------------------------------
 # drivers
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _prepare_sample(x, d, lr, g, desired_bl, ublm, um, um_grad_scale, ptype, lkey,
                     xbits, xsign, dbits, dsign, act, xc, dc):
     """Pulse trains (stochastic) or line counts (deterministic types) of one sample.
@@ -508,55 +535,21 @@ def _prepare_sample(x, d, lr, g, desired_bl, ublm, um, um_grad_scale, ptype, lke
     return bl, in_size
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def pulsed_update(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_scale, ptype,
-                  model, noise_mode, sigma, wn_std, tp, closed_form, key, t0, ki, wi, fi, stats):
-    """Apply the samples of ``X`` (batch, in) and ``D`` (batch, out) one after the other (serial).
+                  model, noise_mode, sigma, wn_std, tp, closed_form, key, t0, ki, wi, fi, sq, stats, nblocks):
+    """Apply the samples of ``X`` (batch, in) and ``D`` (batch, out) one after the other.
 
     ``w`` (out, in) float32 hidden weights, updated in place; ``w_app`` apparent weights (the same array
-    when there is no write noise); ``dp`` (7, out, in) device parameters; ``cnt`` (2, out, in) int64 up/down
-    pulse counters; sample ``s`` uses random stream ``sub_key(key, t0 + s)``; ``stats`` (5,) int64
-    accumulates pulses, pulse cycles, slots, up and down pulses.
-    """
-    out_size, in_size = w.shape
-    nw = (desired_bl + 63) // 64
-    xbits = np.zeros((in_size, nw), np.uint64)
-    dbits = np.zeros((out_size, nw), np.uint64)
-    xsign = np.zeros(in_size, np.int8)
-    dsign = np.zeros(out_size, np.int8)
-    act = np.zeros(in_size, np.int64)
-    xc = np.zeros(in_size, np.float32)
-    dc = np.zeros(out_size, np.float32)
-    for s in range(X.shape[0]):
-        skey = sub_key(key, t0 + s)
-        dkey = sub_key(skey, 2)
-        bl, nact = _prepare_sample(X[s], D[s], lr, g, desired_bl, ublm, um, um_grad_scale, ptype,
-                                   sub_key(skey, 1), xbits, xsign, dbits, dsign, act, xc, dc)
-        if bl == 0:
-            continue
-        stats[ST_CYCLES] += 1
-        stats[ST_SLOTS] += bl
-        if nact == 0:
-            continue
-        if ptype == PULSE_STOCHASTIC:
-            tot, tot_up = _rows_stochastic(0, out_size, w, w_app, dp, cnt, xbits, xsign, act, nact, dbits,
-                                           dsign, model, noise_mode, sigma, wn_std, tp, closed_form, dkey,
-                                           ki, wi, fi)
-        else:
-            tot, tot_up = _rows_counts(0, out_size, w, w_app, dp, cnt, xc, dc, bl, ptype, model, noise_mode,
-                                       sigma, wn_std, tp, closed_form, dkey, ki, wi, fi)
-        stats[ST_PULSES] += tot
-        stats[ST_UP] += tot_up
-        stats[ST_DOWN] += tot - tot_up
+    when there is no write noise); ``dp`` (out, in, N_DP) device parameters; ``cnt`` (out, in, 2) int64
+    up/down pulse counters; sample ``s`` uses random stream ``sub_key(key, t0 + s)``; ``stats`` (5,) int64
+    accumulates pulses, pulse cycles, slots, up and down pulses. Within a sample the rows are split into
+    ``nblocks`` blocks run in parallel (``nblocks=1``: one thread). Results do not depend on ``nblocks``
+    or the thread count: random numbers depend only on (key, sample, device).
 
-
-@njit(cache=True, parallel=True)
-def pulsed_update_parallel(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_scale, ptype,
-                           model, noise_mode, sigma, wn_std, tp, closed_form, key, t0, ki, wi, fi, stats,
-                           nblocks):
-    """As :func:`pulsed_update`, rows split into ``nblocks`` blocks processed in parallel.
-
-    Bit-identical to the serial kernel: random numbers depend only on (key, sample, device).
+    The kernel is compiled with ``parallel=True`` even when run on one block: numba then compiles the
+    row loop with its arguments marked ``noalias``, which makes it 2-4x faster than the same loop in a
+    plain ``@njit`` function (measured, see ``crossbar-sim bench``).
     """
     out_size, in_size = w.shape
     nw = (desired_bl + 63) // 64
@@ -585,10 +578,10 @@ def pulsed_update_parallel(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um,
             r1 = min(out_size, r0 + bs)
             if ptype == PULSE_STOCHASTIC:
                 t, tu = _rows_stochastic(r0, r1, w, w_app, dp, cnt, xbits, xsign, act, nact, dbits, dsign,
-                                         model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi)
+                                         model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sq)
             else:
                 t, tu = _rows_counts(r0, r1, w, w_app, dp, cnt, xc, dc, bl, ptype, model, noise_mode, sigma,
-                                     wn_std, tp, closed_form, dkey, ki, wi, fi)
+                                     wn_std, tp, closed_form, dkey, ki, wi, fi, sq)
             part[b, 0] = t
             part[b, 1] = tu
         tot = int64(0)
@@ -603,7 +596,7 @@ def pulsed_update_parallel(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um,
 
 # --------------------------------------------------------------------------------------------------------
 # pulse-free update types
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def expected_update(w, dp, X, D, lr, g, model, tp):
     """``expected`` pulse type: each sample's expected change ``-lr d_i x_j`` through the device response.
 
@@ -623,18 +616,18 @@ def expected_update(w, dp, X, D, lr, g, model, tp):
                     continue
                 up = delta > 0.0
                 wv = float64(w[i, j])
-                lo = float64(dp[LO, i, j])
-                hi = float64(dp[HI, i, j])
-                ref = float64(dp[REF, i, j])
+                lo = float64(dp[i, j, LO])
+                hi = float64(dp[i, j, HI])
+                ref = float64(dp[i, j, REF])
                 # one pulse without noise, then scale the change by the expected number of pulses
-                wp = one_pulse(wv, up, float64(dp[SU, i, j]), float64(dp[SD, i, j]), float64(dp[LU, i, j]),
-                               float64(dp[LD, i, j]), ref, -np.inf, np.inf, model, NOISE_MULT, 0.0, tp,
+                wp = one_pulse(wv, up, float64(dp[i, j, SU]), float64(dp[i, j, SD]), float64(dp[i, j, LU]),
+                               float64(dp[i, j, LD]), ref, -np.inf, np.inf, model, NOISE_MULT, 0.0, tp,
                                0.5 if model == MODEL_TABLE else 0.0)
                 wn = wv + (wp - wv) * (abs(delta) / g)
                 w[i, j] = _clip(wn + ref, lo, hi) - ref
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def float_update(w, dp, X, D, lr, clip):
     """``none`` (``clip`` False) and ``none_with_device`` (``clip`` True): exact ``W -= lr sum_s d_s x_s^T``."""
     out_size, in_size = w.shape
@@ -646,6 +639,6 @@ def float_update(w, dp, X, D, lr, clip):
             for j in range(in_size):
                 wn = float64(w[i, j]) - lr * di * float64(X[s, j])
                 if clip:
-                    ref = float64(dp[REF, i, j])
-                    wn = _clip(wn + ref, float64(dp[LO, i, j]), float64(dp[HI, i, j])) - ref
+                    ref = float64(dp[i, j, REF])
+                    wn = _clip(wn + ref, float64(dp[i, j, LO]), float64(dp[i, j, HI])) - ref
                 w[i, j] = wn

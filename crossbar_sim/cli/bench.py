@@ -1,0 +1,46 @@
+"""``crossbar-sim bench``: kernel benchmarks on the reference workload (see :mod:`crossbar_sim.bench`)."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "bench",
+        help="benchmark the pulsed-update and MVM kernels",
+        description=(
+            "Time the pulsed update (closed form and pulse by pulse, vs the NumPy twin) and the forward MVM "
+            "(perfect and default periphery, vs a plain float32 x @ W.T) on the reference workload: SoftBounds "
+            "+-0.8, dw_min 1e-3, aihwkit default variations, lr 0.05, x, d ~ N(0, 0.5^2), BL 31 with UBLM+UM. "
+            "Timings are medians over --repeat runs, interleaved so that ratios see the same machine state."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--kind", choices=("update", "forward", "all"), default="all", help="what to time")
+    p.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024], help="square tile sizes")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 64], help="samples per update call")
+    p.add_argument("--threads", type=int, nargs="+", default=[1], help="numba threads (one run per value)")
+    p.add_argument("--repeat", type=int, default=7, help="repetitions per timing")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    return p
+
+
+def run(args) -> int:
+    from crossbar_sim.bench import run_benchmarks
+    from crossbar_sim.errors import ConfigError
+
+    for n in args.sizes:
+        if n < 1:
+            raise ConfigError(f"--sizes must be positive. Got {n}.")
+    for b in args.batches:
+        if b < 1:
+            raise ConfigError(f"--batches must be positive. Got {b}.")
+    if args.repeat < 1:
+        raise ConfigError(f"--repeat must be >= 1. Got {args.repeat}.")
+    kinds = ("update", "forward") if args.kind == "all" else (args.kind,)
+    rows = run_benchmarks(args.sizes, args.batches, args.threads, kinds, args.repeat, progress=print)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=1)
+    return 0

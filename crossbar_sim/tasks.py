@@ -1,0 +1,107 @@
+"""Training tasks. :class:`LeastSquares` is the problem of Wu et al. (arXiv 2406.12774), section 5.
+
+``f(W) = 1/2 ||A W^T - B||_F^2 = 1/2 sum_k ||W a_k - b_k||^2`` with ``b_k = W* a_k``: the weight matrix ``W``
+(``out_size x in_size``) lives on a tile, rows ``a_k`` of the design matrix are the tile inputs. The exact
+gradient ``(W - W*) A^T A = sum_k d_k a_k^T`` with ``d_k = W a_k - b_k`` is a sum of rank-1 terms, so one
+step is ``n_samples`` pulsed rank-1 updates. Gradient noise of standard deviation ``noise_std`` per gradient
+entry is injected in the error signal: ``d_k <- d_k + noise_std xi_k`` (the entries of ``A`` are
+``N(0, 1/n_samples)``, so ``sum_k a_kj^2 ~= 1`` and the noise of each gradient entry has std ~ noise_std).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import check_float, check_int
+from .config import Config
+from .rng import make_seedseq
+
+
+@dataclass(frozen=True, repr=False)
+class LeastSquaresTask(Config):
+    """Least-squares problem drawn from ``seed``.
+
+    Parameters
+    ----------
+    n_samples : int
+        Rows of the design matrix A (the paper: 100).
+    in_size : int
+        Columns of A = tile inputs (the paper: 40).
+    out_size : int
+        Rows of W = tile outputs (the paper's W is a vector: 1).
+    w_star_scale : float
+        Entries of the optimum ``W*`` are uniform in ``[-w_star_scale, w_star_scale]``; the error floor of
+        analog SGD grows with ``|W*|_inf / tau``.
+    noise_std : float
+        Standard deviation of the gradient noise per entry (0: exact gradients).
+    batch_size : int
+        Rows used per step (0: all rows, the deterministic gradient plus injected noise).
+    seed : int
+        Seed of A and W* (the same problem for every algorithm and run seed).
+    """
+
+    n_samples: int = 100
+    in_size: int = 40
+    out_size: int = 1
+    w_star_scale: float = 0.5
+    noise_std: float = 0.1
+    batch_size: int = 0
+    seed: int = 0
+
+    def validate(self) -> None:
+        owner = type(self).__name__
+        check_int(self.n_samples, "n_samples", owner, 1, 10**7)
+        check_int(self.in_size, "in_size", owner, 1, 10**6)
+        check_int(self.out_size, "out_size", owner, 1, 10**6)
+        check_float(self.w_star_scale, "w_star_scale", owner, 0.0, 1e6)
+        check_float(self.noise_std, "noise_std", owner, 0.0, 1e6)
+        check_int(self.batch_size, "batch_size", owner, 0, self.n_samples)
+        check_int(self.seed, "seed", owner, 0, 2**63 - 1)
+
+    def build(self) -> "LeastSquares":
+        return LeastSquares(self)
+
+
+class LeastSquares:
+    """A drawn least-squares problem: data, exact loss and gradient, noisy error signals."""
+
+    def __init__(self, spec: LeastSquaresTask | None = None, **kwargs):
+        self.spec = spec if spec is not None else LeastSquaresTask(**kwargs)
+        rng = np.random.default_rng(make_seedseq(self.spec.seed))
+        s = self.spec
+        self.A = (rng.standard_normal((s.n_samples, s.in_size)) / np.sqrt(s.n_samples)).astype(np.float32)
+        self.W_star = rng.uniform(-s.w_star_scale, s.w_star_scale, (s.out_size, s.in_size)).astype(np.float32)
+        self.B = (self.A.astype(np.float64) @ self.W_star.T.astype(np.float64)).astype(np.float32)
+        self._AtA = self.A.astype(np.float64).T @ self.A.astype(np.float64)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.spec.out_size, self.spec.in_size)
+
+    def loss(self, W) -> float:
+        """``f(W) = 1/2 ||A W^T - B||^2`` (exact, float64)."""
+        E = np.asarray(W, np.float64) - self.W_star.astype(np.float64)
+        return float(0.5 * np.einsum("ij,jk,ik->", E, self._AtA, E))
+
+    def grad(self, W) -> np.ndarray:
+        """Exact gradient ``(W - W*) A^T A``."""
+        E = np.asarray(W, np.float64) - self.W_star.astype(np.float64)
+        return E @ self._AtA
+
+    def grad_norm2(self, W) -> float:
+        return float(np.sum(self.grad(W) ** 2))
+
+    def batch(self, rng: np.random.Generator):
+        """Inputs of one step: rows of A (all, or a random batch)."""
+        if self.spec.batch_size and self.spec.batch_size < self.spec.n_samples:
+            idx = rng.choice(self.spec.n_samples, self.spec.batch_size, replace=False)
+            return self.A[idx], self.B[idx], self.spec.n_samples / self.spec.batch_size
+        return self.A, self.B, 1.0
+
+    def error_signal(self, Y, B, scale, rng: np.random.Generator) -> np.ndarray:
+        """``d_k = scale (y_k - b_k) + noise_std xi_k`` (float32), the backward signal of one step."""
+        D = scale * (np.asarray(Y, np.float64) - B)
+        if self.spec.noise_std > 0:
+            D = D + self.spec.noise_std * rng.standard_normal(D.shape)
+        return D.astype(np.float32)
