@@ -74,6 +74,11 @@ def check_choice(value, name, owner, choices):
 
 def check_finite_array(a, name):
     """Raise :class:`NonFiniteError` naming ``name`` if ``a`` holds NaN or inf."""
+    # fast path: a finite sum proves every element finite (an overflowing sum falls back to the full check)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(np.add.reduce(a, axis=None, dtype=np.float64))
+    if math.isfinite(total):
+        return
     if not np.all(np.isfinite(a)):
         bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
         raise NonFiniteError(

@@ -65,13 +65,15 @@ class TrainConfig(Config):
     lr : float
         SGD learning rate (> 0).
     steps : int
-        Training steps (one step = one gradient, i.e. ``n_samples`` rank-1 pulsed updates).
+        Training steps (one gradient each, written as ``out_size`` or ``n_samples`` rank-1 pulsed updates).
     update : UpdateParameters
         Pulse scheme of the gradient updates.
     forward, backward : IOParameters
         Periphery of the tile's MVMs (perfect by default for least squares).
     transfer : TransferParams
-        Tiki-Taka transfer hyper-parameters.
+        Tiki-Taka transfer hyper-parameters. Default for least squares: ``fast_lr = 0.05``, one column per
+        step, and exact column reads (the setting of the paper's analysis; aihwkit's default transfer read
+        has 0.06 output noise and a 0.047 ADC step in weight units, larger than A's entries here).
     record_every : int
         Record metrics every this many steps (step 0 and the last step are always recorded).
     snapshot_every : int
@@ -86,7 +88,8 @@ class TrainConfig(Config):
     update: UpdateParameters = field(default_factory=UpdateParameters)
     forward: IOParameters = field(default_factory=_perfect_io)
     backward: IOParameters = field(default_factory=_perfect_io)
-    transfer: TransferParams = field(default_factory=lambda: TransferParams(fast_lr=0.01))
+    transfer: TransferParams = field(default_factory=lambda: TransferParams(
+        fast_lr=0.05, transfer_forward=IOParameters(is_perfect=True)))
     record_every: int = 1
     snapshot_every: int = 0
 
@@ -226,8 +229,8 @@ class Trainer:
         cfg = self.config
         X, B, scale = self.task.batch(self.rng)
         Y = self.model.forward(X)                                   # forward through the tile
-        D = self.task.error_signal(Y, B, scale, self.rng)           # d_k = y_k - b_k + noise
-        self.model.update(X, D, cfg.lr)                             # pulsed update (+ transfer for TT)
+        Xu, Du = self.task.update_signals(X, Y, B, scale, self.rng)  # noisy gradient as rank-1 terms
+        self.model.update(Xu, Du, cfg.lr)                           # pulsed update (+ transfer for TT)
         self.step += 1
 
     def record(self) -> None:
