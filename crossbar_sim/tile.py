@@ -248,7 +248,9 @@ class AnalogTile:
                     up.closed_form, np.uint64(self._keys["update"]), np.uint64(self._t["update"]), ki, wi, fi,
                     sqrt_table(), self._stats)
             nthreads = _num_threads() if self.threads is None else int(self.threads)
-            if nthreads > 1 and self.out_size > 1 and self.out_size * self.in_size >= PARALLEL_MIN_DEVICES:
+            if ptype != K.PULSE_STOCHASTIC:
+                K.pulsed_update_counts(*args)
+            elif nthreads > 1 and self.out_size > 1 and self.out_size * self.in_size >= PARALLEL_MIN_DEVICES:
                 K.pulsed_update(*args, min(nthreads * 4, self.out_size))
             else:
                 _run_single_threaded(K.pulsed_update, args + (1,))
