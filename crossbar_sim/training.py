@@ -161,7 +161,8 @@ class DigitalWeights:
         self.w -= lr * (D.astype(np.float64).T @ X.astype(np.float64))
 
     def read_weights(self):
-        return self.w.astype(np.float32)
+        with np.errstate(over="ignore"):
+            return self.w.astype(np.float32)
 
     @property
     def tiles(self):
