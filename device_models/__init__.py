@@ -16,6 +16,7 @@ from .piecewise import PiecewiseStepDevice
 from .pow_step import PowStepDevice
 from .soft_bounds import SoftBoundsDevice
 from .soft_bounds_reference import SoftBoundsReferenceDevice, asymmetric_linear_device
+from .presets import PRESETS, get_preset, list_presets, preset_name, preset_source
 
 #: name -> device class; the CLI lists these
 DEVICE_MODELS: dict[str, type[PulsedDevice]] = {}
@@ -46,7 +47,12 @@ def get_device_class(name: str) -> type[PulsedDevice]:
 
 
 def get_device(name: str, **params) -> PulsedDevice:
-    """Build the device registered as ``name`` with ``params`` (unknown parameter names raise)."""
+    """Build the device registered as ``name`` with ``params`` (unknown parameter names raise).
+
+    ``name`` may also be a preset (:func:`list_presets`): its fitted parameters, with ``params`` overriding.
+    """
+    if preset_name(name) is not None and not any(_norm(name) == _norm(r) for r in DEVICE_MODELS):
+        return get_preset(name, **params)
     cls = get_device_class(name)
     return cls.from_dict({"type": cls.__name__, **params})
 
@@ -64,6 +70,9 @@ __all__ = [
     "PiecewiseStepDevice",
     "asymmetric_linear_device",
     "get_device",
+    "get_preset",
+    "list_presets",
+    "PRESETS",
     "get_device_class",
     "register_device",
 ]
