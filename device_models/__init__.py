@@ -12,6 +12,7 @@ from .base import DeviceArrays, PulsedDevice
 from .constant_step import ConstantStepDevice
 from .exp_step import ExpStepDevice
 from .linear_step import LinearStepDevice
+from .lookup_table import LookupTableDevice
 from .piecewise import PiecewiseStepDevice
 from .pow_step import PowStepDevice
 from .soft_bounds import SoftBoundsDevice
@@ -29,7 +30,7 @@ def register_device(cls: type[PulsedDevice]) -> type[PulsedDevice]:
 
 
 for _cls in (ConstantStepDevice, SoftBoundsDevice, SoftBoundsReferenceDevice, LinearStepDevice, ExpStepDevice,
-             PowStepDevice, PiecewiseStepDevice):
+             PowStepDevice, PiecewiseStepDevice, LookupTableDevice):
     register_device(_cls)
 
 
@@ -68,6 +69,7 @@ __all__ = [
     "ExpStepDevice",
     "PowStepDevice",
     "PiecewiseStepDevice",
+    "LookupTableDevice",
     "asymmetric_linear_device",
     "get_device",
     "get_preset",
