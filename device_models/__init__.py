@@ -10,6 +10,7 @@ from crossbar_sim.errors import ConfigError
 
 from .base import DeviceArrays, PulsedDevice
 from .constant_step import ConstantStepDevice
+from .device_file import load_device_file, save_device_file
 from .exp_step import ExpStepDevice
 from .linear_step import LinearStepDevice
 from .lookup_table import LookupTableDevice
@@ -73,6 +74,8 @@ __all__ = [
     "asymmetric_linear_device",
     "get_device",
     "get_preset",
+    "load_device_file",
+    "save_device_file",
     "list_presets",
     "PRESETS",
     "get_device_class",
