@@ -317,7 +317,7 @@ def fit_curve(curve: Curve, model: str, nodes: int = 5, w_scale: float = 1.0) ->
     lo = np.r_[lb, [-5.0] * len(segs)]
     hi = np.r_[ub, [5.0] * len(segs)]
     x0 = np.clip(x0, lo + 1e-12, np.where(np.isfinite(hi), hi - 1e-12, hi))
-    sol = least_squares(resid, x0, bounds=(lo, hi), x_scale="jac", max_nfev=400 * (npar + len(segs)))
+    sol = least_squares(resid, x0, bounds=(lo, hi), x_scale="jac", max_nfev=100)
     r = sol.fun
     n = r.size
     dof = max(n - sol.x.size, 1)
