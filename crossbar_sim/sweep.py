@@ -420,10 +420,13 @@ def run_point(payload: dict, progress: Callable[[int], None] | None = None) -> R
     "threads"}``. Unexpected errors are returned as a ``failed`` result rather than raised."""
     import traceback
 
-    threads = payload.get("threads")
-    if threads:
-        from .tile import set_num_threads
+    import numba
 
+    from .tile import set_num_threads
+
+    threads = payload.get("threads")
+    before = numba.get_num_threads()
+    if threads:
         set_num_threads(int(threads))
     t0 = time.perf_counter()
     cfg = None
@@ -438,6 +441,9 @@ def run_point(payload: dict, progress: Callable[[int], None] | None = None) -> R
                          seed=int(payload["seed"]), steps=np.zeros(0, np.int64), metrics={},
                          wall_time_s=time.perf_counter() - t0, status="failed",
                          error=f"{type(exc).__name__}: {exc}\n{tb}")
+    finally:
+        if threads:
+            set_num_threads(before)
 
 
 def _worker_init(threads: int) -> None:
@@ -453,25 +459,40 @@ def payloads(sweep: dict, run_ids, threads: int | None) -> list[dict]:
             for r in run_ids]
 
 
-def execute(jobs: list[dict], workers: int, scheduler: str | None, on_result: Callable, step_progress=None) -> None:
+def threads_per_worker(sweep: dict, workers: int) -> int:
+    """Numba threads per worker: ``cores // workers`` when some tile of the sweep is big enough for the
+    parallel update kernel (``tile.PARALLEL_MIN_DEVICES`` devices), else 1 (smaller tiles run serially,
+    and an idle thread pool only adds a synchronisation per sample, which is slow on a busy machine)."""
+    from .tile import PARALLEL_MIN_DEVICES
+
+    cores = os.cpu_count() or 1
+    biggest = max(c.task.in_size * c.task.out_size for c in sweep["configs"].values())
+    if biggest < PARALLEL_MIN_DEVICES:
+        return 1
+    return max(1, cores // max(1, workers))
+
+
+def execute(jobs: list[dict], workers: int, scheduler: str | None, on_result: Callable, step_progress=None,
+            threads: int = 1, connect_timeout: float = 20.0) -> None:
     """Run ``jobs`` and call ``on_result(run_id, RunResult)`` in this process as each one finishes.
 
     ``scheduler``: address of a Dask distributed scheduler (else a local process pool of ``workers``;
     ``workers == 1`` or a single job runs in this process, with per-step progress for a single job).
+    ``threads``: numba threads of each run (``workers * threads`` should not exceed the cores).
     """
     if not jobs:
         return
     if scheduler:
-        _execute_dask(jobs, scheduler, on_result)
+        _execute_dask(jobs, scheduler, on_result, threads, connect_timeout)
         return
     if workers <= 1 or len(jobs) == 1:
         for job in jobs:
-            on_result(job["run_id"], run_point(job, progress=step_progress if len(jobs) == 1 else None))
+            on_result(job["run_id"], run_point(dict(job, threads=threads),
+                                               progress=step_progress if len(jobs) == 1 else None))
         return
     import concurrent.futures as cf
     import multiprocessing as mp
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
     ex = cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn"),
                                 initializer=_worker_init, initargs=(threads,))
     try:
@@ -489,23 +510,24 @@ def execute(jobs: list[dict], workers: int, scheduler: str | None, on_result: Ca
     ex.shutdown(wait=True)
 
 
-def _execute_dask(jobs: list[dict], scheduler: str, on_result: Callable) -> None:
+def _execute_dask(jobs: list[dict], scheduler: str, on_result: Callable, threads: int = 1,
+                  connect_timeout: float = 20.0) -> None:
     try:
         from distributed import Client, as_completed
     except ImportError:
         raise ConfigError("--scheduler needs Dask: pip install 'crossbar-sim[dask]'.") from None
     try:
-        client = Client(scheduler, timeout="20s", set_as_default=False)
+        client = Client(scheduler, timeout=f"{connect_timeout}s", set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise ConfigError(f"Cannot connect to the Dask scheduler at {scheduler!r}: {exc}.") from None
     try:
         futs = {}
         for job in jobs:
-            fut = client.submit(run_point, dict(job, threads=1), pure=False,
+            fut = client.submit(run_point, dict(job, threads=threads), pure=False,
                                 key=f"crossbar-sim-run-{job['run_id']}-{os.getpid()}-{time.time_ns()}")
             futs[fut] = job["run_id"]
         try:
-            for fut in as_completed(list(futs)):
+            for fut in as_completed(list(futs), loop=client.loop):
                 on_result(futs[fut], fut.result())
         except BaseException:
             client.cancel(list(futs))

@@ -49,6 +49,8 @@ def add_parser(sub):
                    % (os.cpu_count() or 1))
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="address of a running Dask distributed scheduler (needs crossbar-sim[dask])")
+    p.add_argument("--connect-timeout", type=float, default=20.0, metavar="SECONDS",
+                   help="how long to try to reach the --scheduler (default: 20)")
     p.add_argument("--out", "-o", default="results.h5", metavar="FILE", help="result file (default: results.h5)")
     p.add_argument("--resume", action="store_true", help="continue the sweep in --out, skipping finished runs")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -100,7 +102,8 @@ def run(args) -> int:
 
     from crossbar_sim.errors import ConfigError
     from crossbar_sim.store import DONE_STATUSES, SweepStore, error_floor
-    from crossbar_sim.sweep import apply_cli_overrides, execute, expand, payloads, resolve_spec
+    from crossbar_sim.sweep import (apply_cli_overrides, execute, expand, payloads, resolve_spec,
+                                    threads_per_worker)
 
     spec, source = resolve_spec(args.experiment)
     spec = apply_cli_overrides(spec, args.set)
@@ -165,7 +168,9 @@ def run(args) -> int:
     try:
         with _sigterm_as_interrupt():
             jobs = payloads(sweep, pending, None)
-            execute(jobs, workers, args.scheduler, on_result, step_progress=step_progress)
+            threads = 1 if args.scheduler else threads_per_worker(sweep, min(workers, max(1, len(pending))))
+            execute(jobs, workers, args.scheduler, on_result, step_progress=step_progress, threads=threads,
+                    connect_timeout=args.connect_timeout)
     except KeyboardInterrupt:
         bar.close()
         if step_bar is not None:
