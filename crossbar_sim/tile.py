@@ -49,6 +49,20 @@ def sqrt_table():
     return np.sqrt(np.arange(K.MAX_BL + 1, dtype=np.float64))
 
 
+def _run_single_threaded(kernel, args):
+    """Run a ``parallel=True`` kernel on the calling thread only (no worker wake-up: small tiles)."""
+    import numba
+
+    prev = numba.get_num_threads()
+    if prev == 1:
+        return kernel(*args)
+    numba.set_num_threads(1)
+    try:
+        return kernel(*args)
+    finally:
+        numba.set_num_threads(prev)
+
+
 def _num_threads() -> int:
     import numba
 
@@ -234,10 +248,12 @@ class AnalogTile:
                     up.closed_form, np.uint64(self._keys["update"]), np.uint64(self._t["update"]), ki, wi, fi,
                     sqrt_table(), self._stats)
             nthreads = _num_threads() if self.threads is None else int(self.threads)
-            nblocks = 1
-            if nthreads > 1 and self.out_size > 1 and self.out_size * self.in_size >= PARALLEL_MIN_DEVICES:
-                nblocks = min(nthreads * 4, self.out_size)
-            K.pulsed_update(*args, nblocks)
+            if ptype != K.PULSE_STOCHASTIC:
+                K.pulsed_update_counts(*args)
+            elif nthreads > 1 and self.out_size > 1 and self.out_size * self.in_size >= PARALLEL_MIN_DEVICES:
+                K.pulsed_update(*args, min(nthreads * 4, self.out_size))
+            else:
+                _run_single_threaded(K.pulsed_update, args + (1,))
             self._sync_stats()
         self._t["update"] += B
         self.counters["n_updates"] += B

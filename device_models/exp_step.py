@@ -46,9 +46,9 @@ class ExpStepDevice(PulsedDevice):
         super().validate()
         owner = type(self).__name__
         for f in ("A_up", "A_down", "dw_min_std_add", "dw_min_std_slope"):
-            check_float(getattr(self, f), f, owner, 0.0, 1e6)
+            check_float(getattr(self, f), f, owner, 0.0)
         for f in ("gamma_up", "gamma_down", "a", "b"):
-            check_float(getattr(self, f), f, owner, -1e6, 1e6)
+            check_float(getattr(self, f), f, owner)
 
     def _z(self, w):
         return 2.0 * self.a * np.asarray(w, dtype=float) / (self.w_max - self.w_min) + self.b

@@ -171,7 +171,7 @@ def expected_update(w, dp, X, D, lr, g, model, tp):
         delta = -lr * np.outer(D[s].astype(np.float64), X[s].astype(np.float64))
         wv = w.astype(np.float64)
         up = delta > 0
-        wp = one_pulse(wv, up, su, sd, lu, ld, ref, -np.inf, np.inf, model, K.NOISE_MULT, 0.0, tp, 0.0)
+        wp = one_pulse(wv, up, su, sd, lu, ld, ref, lo, hi, model, K.NOISE_MULT, 0.0, tp, 0.0)
         wn = wv + (wp - wv) * (np.abs(delta) / g)
         wn = np.clip(wn + ref, lo, hi) - ref
         w[...] = np.where(delta != 0, wn, wv).astype(np.float32)

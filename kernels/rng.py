@@ -109,7 +109,7 @@ def _zig_slow(key, idx, i, x, wi, fi):
     return x, False, idx
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def normal(key, idx, ki, wi, fi):
     """A standard normal deviate from stream ``key`` starting at word ``idx``; returns (z, next idx)."""
     while True:
