@@ -42,7 +42,7 @@ algorithm = ["analog_sgd", "tiki_taka", "digital_sgd"]
 """
 
 # runs of a few tenths of a second each, so that a sweep can be killed half-way
-SLOW_TOML = TINY_TOML.replace("n_samples = 20\nin_size = 8", "n_samples = 50\nin_size = 20").replace(
+SLOW_TOML = TINY_TOML.replace("n_samples = 20\nin_size = 8", 'n_samples = 50\nin_size = 20\ngradient = "per_sample"').replace(
     "steps = 30", "steps = 150").replace('algorithm = ["analog_sgd", "tiki_taka", "digital_sgd"]',
                                          'algorithm = ["analog_sgd", "tiki_taka"]')
 

@@ -18,15 +18,17 @@ def test_default_experiment_is_registered_and_expands():
     assert "convergence_vs_asymmetry" in list_experiments()
     spec, _ = resolve_spec(None)
     sw = expand(spec)
-    # 6 tau x 3 seeds x (analog SGD at 2 learning rates + Tiki-Taka + digital SGD)
-    assert len(sw["points"]) == 72
+    # 6 tau x 3 seeds x (analog and digital SGD at 2 learning rates + Tiki-Taka)
+    assert len(sw["points"]) == 90
     assert sw["figures"] == ["convergence-vs-asymmetry"]
     algos = {c.train.algorithm for c in sw["configs"].values()}
     assert algos == {"analog_sgd", "tiki_taka", "digital_sgd"}
     p0 = sw["points"][0]
     c0 = sw["configs"][p0["run_id"]]
     assert c0.train.device.w_max == p0["values"]["tau"] == -c0.train.device.w_min
-    assert c0.train.device.dw_min_std == 0.0 and c0.train.steps == 2000
+    assert c0.train.device.dw_min_std == 0.0 and c0.train.steps == 4000 and c0.task.noise_std == 0.3
+    tt = next(c for c in sw["configs"].values() if c.train.algorithm == "tiki_taka")
+    assert tt.train.transfer.fast_lr == 0.02 and tt.train.transfer.transfer_forward.is_perfect
 
 
 def test_run_seeds_are_spawned_from_the_sweep_seed(tmp_path):
