@@ -163,7 +163,10 @@ def compute_convergence_vs_asymmetry(f, metric: str = "error_floor", where: dict
             grid = np.geomspace(lo, all_tau.max() * 1.05, 200)
             theory = {"tau": grid, "shape": predicted_floor_shape(grid, w_inf, sigma), "scale": scale,
                       "w_star_inf": w_inf, "sigma": sigma}
-    return {"series": series, "theory": theory, "metric": metric}
+    frac = 0.2
+    if "sweep" in f:
+        frac = float(json.loads(f["sweep"].attrs.get("spec", "{}")).get("floor_fraction", 0.2))
+    return {"series": series, "theory": theory, "metric": metric, "floor_fraction": frac}
 
 
 def compute_loss_curves(f, where: dict | None = None, run_ids=None, group_seeds: bool = True) -> dict:
@@ -267,7 +270,8 @@ def plot_convergence_vs_asymmetry(ax, data: dict) -> None:
         ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(r"device asymmetry $\tau$ ($w_{max} = -w_{min} = \tau$)")
-    ylabel = "error floor (mean loss, last 20% of steps)" if data["metric"] == "error_floor" else "final loss"
+    frac = data.get("floor_fraction", 0.2)
+    ylabel = f"error floor (mean loss, last {frac:.0%} of steps)" if data["metric"] == "error_floor" else "final loss"
     ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=7, frameon=False)

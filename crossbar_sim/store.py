@@ -239,8 +239,12 @@ def error_floor(steps: np.ndarray, loss: np.ndarray, total_steps: int, fraction:
     return float(np.mean(loss[sel]))
 
 
-ERROR_FLOOR_DEFINITION = ("mean of the recorded loss over the last 20% of the training steps "
-                          "(recorded steps t >= 0.8 * steps)")
+def error_floor_definition(fraction: float = 0.2) -> str:
+    return (f"mean of the recorded loss over the last {fraction:.0%} of the training steps "
+            f"(recorded steps t >= {1 - fraction:g} * steps)")
+
+
+ERROR_FLOOR_DEFINITION = error_floor_definition(0.2)
 
 
 def tile_from_state(state: dict):
@@ -303,7 +307,7 @@ def write_run(parent, run_id: str, result, point: dict | None = None, index: int
     loss = result.metrics.get("loss", np.zeros(0))
     g.attrs["final_loss"] = float(loss[-1]) if len(loss) else float("nan")
     g.attrs["error_floor"] = error_floor(result.steps, loss, total, floor_fraction)
-    g.attrs["error_floor_definition"] = ERROR_FLOOR_DEFINITION
+    g.attrs["error_floor_definition"] = error_floor_definition(floor_fraction)
     m = g.create_group("metrics")
     _create_dataset(m, "steps", np.asarray(result.steps, np.int64), units=STEPS_UNITS)
     for k, v in result.metrics.items():
@@ -423,7 +427,7 @@ def _write_header(f, argv, sweep: dict) -> None:
     s.attrs["n_points"] = len(sweep["points"])
     s.attrs["name"] = sweep.get("name", "")
     s.attrs["description"] = sweep.get("description", "")
-    s.attrs["error_floor_definition"] = ERROR_FLOOR_DEFINITION
+    s.attrs["error_floor_definition"] = error_floor_definition(sweep.get("floor_fraction", 0.2))
     _create_dataset(s, "points", _points_table(sweep["points"], list(sweep["axes"])))
     f.create_group("runs")
 
@@ -564,8 +568,10 @@ class SweepStore:
         os.makedirs(self.journal, exist_ok=True)
         part = os.path.join(self.journal, run_id + ".h5")
 
+        frac = self.sweep.get("floor_fraction", 0.2)
+
         def fill(f):
-            write_run(f.create_group("runs"), run_id, result, point, index)
+            write_run(f.create_group("runs"), run_id, result, point, index, frac)
 
         if result.status in DONE_STATUSES:
             _atomic_h5(part, fill)
@@ -576,7 +582,7 @@ class SweepStore:
                 staging = f.require_group("_staging")
                 if run_id in f["runs"]:
                     del f["runs"][run_id]
-                write_run(staging, run_id, result, point, index)
+                write_run(staging, run_id, result, point, index, self.sweep.get("floor_fraction", 0.2))
                 f.move(f"_staging/{run_id}", f"runs/{run_id}")
                 del f["_staging"]
 

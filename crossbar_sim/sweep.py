@@ -54,7 +54,7 @@ import numpy as np
 
 from . import device_models as _device_models  # noqa: F401 - registers the device configs for from_json
 from .config import Config, apply_overrides
-from .errors import ConfigError
+from .errors import ConfigError, SimulatorError
 from .tasks import LeastSquaresTask
 from .training import RunResult, TrainConfig, train
 
@@ -498,7 +498,13 @@ def execute(jobs: list[dict], workers: int, scheduler: str | None, on_result: Ca
     try:
         futs = {ex.submit(run_point, dict(job, threads=threads)): job["run_id"] for job in jobs}
         for fut in cf.as_completed(futs):
-            on_result(futs[fut], fut.result())
+            try:
+                res = fut.result()
+            except cf.process.BrokenProcessPool:
+                raise SimulatorError(
+                    "a worker process died (killed, or out of memory?); the finished runs are saved, "
+                    "run the same command with --resume to continue") from None
+            on_result(futs[fut], res)
     except BaseException:
         for p in list((getattr(ex, "_processes", None) or {}).values()):
             try:

@@ -238,7 +238,7 @@ def print_summary(path: str) -> None:
     except TypeError:
         pass
     width = max([len(c) for c in cols] + [max(len(v) for v in cells.values())]) + 2
-    print("error floor (mean loss over the last 20% of steps; mean +- std over seeds):")
+    print("error floor (see the @error_floor_definition attribute; mean +- std over seeds):")
     print("  " + ("tau" if has_tau else "").ljust(6) + "".join(c.rjust(width) for c in cols))
     for t in taus:
         print("  " + str(t).ljust(6) + "".join(cells.get((t, c), "").rjust(width) for c in cols))
