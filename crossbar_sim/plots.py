@@ -306,7 +306,7 @@ def plot_weights(ax, array: dict, bins: int = 40) -> None:
             ax.axvspan(float(b.min()), float(b.max()), color="#d62728", alpha=0.1)
     ax.set_xlabel(f"weight of array {array['name']} at step {array['step']}")
     ax.set_ylabel("devices")
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="upper center")
 
 
 def plot_pulses(ax, array: dict, fig=None) -> None:

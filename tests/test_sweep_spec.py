@@ -157,3 +157,17 @@ def test_dry_run_lists_the_runs(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("tiny: 12 runs")
     assert len(lines) == 13 and "tau=0.6 seed=0 algorithm=analog_sgd" in lines[1]
+
+
+def test_the_documented_spec_example_expands():
+    """The TOML example in crossbar_sim.sweep's docstring is a valid spec."""
+    import textwrap
+    import tomllib
+
+    import crossbar_sim.sweep as sweep_mod
+
+    doc = sweep_mod.__doc__
+    block = doc[doc.index("    name = "):doc.index("Axis names:")]
+    spec = tomllib.loads(textwrap.dedent(block))
+    sw = expand(spec)
+    assert len(sw["points"]) == 3 * 3 * (2 + 2)
