@@ -28,7 +28,9 @@ A spec is a dict (a named experiment's ``SPEC``, or a TOML file with the same st
     [[cases]]
     algorithm = ["tiki_taka", "digital_sgd"]
 
-Axis names: ``tau``; ``seed``; bare names of device parameters (``dw_min``, ``up_down``, ``dw_min_std`` ...),
+A ``[device]`` table may name a ``preset`` (``crossbar-sim devices`` lists them) instead of a ``model``; its
+other keys override the preset's parameters. Axis names: ``tau``; ``seed``; ``preset`` (a list of preset names,
+or ``"all"``); bare names of device parameters (``dw_min``, ``up_down``, ``dw_min_std`` ...),
 of :class:`~crossbar_sim.training.TrainConfig` (``algorithm``, ``lr``, ``steps`` ...) or of the task
 (``noise_std``, ``in_size`` ...); or dotted paths ``device.<p>``, ``task.<p>``, ``train.<p>``,
 ``transfer.<p>`` (Tiki-Taka), ``update.<p>`` (pulse scheme). Every point is built and validated before any
@@ -217,7 +219,7 @@ def _section_of(key: str, spec_device: dict | None = None) -> tuple[str | None, 
     if head in ("transfer", "update", "forward", "backward") and rest:
         return "train", key
     if not rest:
-        if key in _device_field_names(spec_device) or key == "model":
+        if key in _device_field_names(spec_device) or key in ("model", "preset"):
             return "device", key
         if key in _field_names(TrainConfig) - {"device", "device_c"}:
             return "train", key
@@ -240,12 +242,18 @@ def _base_config(spec: dict) -> RunConfig:
     from crossbar_sim.device_models import get_device_class
 
     dev_spec = dict(spec.get("device") or {})
-    model = dev_spec.pop("model", "SoftBoundsReference")
-    try:
-        cls = get_device_class(str(model))
-    except ConfigError as exc:
-        raise ConfigError(f"device.model: {exc}") from None
-    device = cls()
+    preset = dev_spec.pop("preset", None)
+    if preset is not None:
+        if "model" in dev_spec:
+            raise ConfigError("device: give either 'model' or 'preset', not both (a preset names its model).")
+        device = _preset_device(preset, "device.preset")
+    else:
+        model = dev_spec.pop("model", "SoftBoundsReference")
+        try:
+            cls = get_device_class(str(model))
+        except ConfigError as exc:
+            raise ConfigError(f"device.model: {exc}") from None
+        device = cls()
     cfg = RunConfig(task=LeastSquaresTask(), train=TrainConfig(device=device))
     overrides = {}
     for k, v in _flatten(dev_spec).items():
@@ -257,6 +265,28 @@ def _base_config(spec: dict) -> RunConfig:
             raise ConfigError(f"train.{k}: set the device in the [device] table of the spec.")
         overrides[f"train.{k}"] = (v, f"train.{k}")
     return _apply(cfg, overrides)
+
+
+def _preset_device(name, where: str):
+    """The device config of preset ``name`` (:func:`crossbar_sim.device_models.get_preset`)."""
+    from crossbar_sim import device_models
+
+    getter = getattr(device_models, "get_preset", None)
+    if getter is None:
+        raise ConfigError(f"{where}: this installation has no device presets.")
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: a preset name (string) is expected. Got {name!r}; sweep presets with an axis.")
+    try:
+        return getter(name)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _preset_names() -> list[str]:
+    from crossbar_sim import device_models
+
+    lister = getattr(device_models, "list_presets", None)
+    return list(lister()) if lister is not None else []
 
 
 def _apply(cfg: RunConfig, overrides: dict) -> RunConfig:
@@ -280,6 +310,12 @@ def _axis_to_path(name: str, spec_device: dict | None) -> str:
 
 
 def _check_axis_values(name: str, values) -> list:
+    if name in ("preset", "device.preset"):
+        if values == "all":
+            values = _preset_names()
+        values = values if isinstance(values, (list, tuple)) else [values]
+        for v in values:
+            _preset_device(v, f"axis '{name}'")
     if not isinstance(values, (list, tuple)):
         values = [values]
     values = list(values)
@@ -314,7 +350,18 @@ def _check_axis_values(name: str, values) -> list:
 def _point_config(base: RunConfig, values: dict, spec_device: dict | None) -> RunConfig:
     overrides = {}
     for name, v in values.items():
-        if name == "seed":
+        if name in ("preset", "device.preset"):
+            # the preset's device, then the [device] table's parameters on top of it
+            dev = _preset_device(v, f"axis '{name}'")
+            extra = {k: x for k, x in _flatten(dict(spec_device or {})).items() if k not in ("model", "preset")}
+            for k, x in extra.items():
+                try:
+                    dev = apply_overrides(dev, {k: x})
+                except ConfigError as exc:
+                    raise ConfigError(f"device.{k} (on preset {v!r}): {exc}") from None
+            base = base.replace(train=base.train.replace(device=dev))
+    for name, v in values.items():
+        if name in ("seed", "preset", "device.preset"):
             continue
         if name == "tau":
             overrides["train.device.w_max"] = (v, "axis 'tau'")
@@ -366,8 +413,12 @@ def expand(spec: dict) -> dict:
     cases = spec.get("cases") or [{}]
     if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
         raise ConfigError("'cases' must be a list of tables ([[cases]] in TOML).")
+    if "model" in spec_device and any(n in ("preset", "device.preset") for n in
+                                      list(axes) + [k for c in (spec.get("cases") or []) if isinstance(c, dict)
+                                                    for k in c]):
+        raise ConfigError("axis 'preset': remove 'model' from the [device] table (each preset names its model).")
     for name in axes:
-        if name not in ("tau", "seed"):
+        if name not in ("tau", "seed", "preset", "device.preset"):
             _axis_to_path(name, spec_device)
     all_axes: dict[str, list] = {k: list(v) for k, v in axes.items()}
     combos: list[dict] = []
@@ -376,7 +427,7 @@ def expand(spec: dict) -> dict:
         for name, vals in case.items():
             if name in axes:
                 raise ConfigError(f"cases[{ci}]: '{name}' is already a global axis; set it in one place only.")
-            if name not in ("tau", "seed"):
+            if name not in ("tau", "seed", "preset", "device.preset"):
                 _axis_to_path(name, spec_device)
             case_axes[name] = _check_axis_values(name, vals)
             merged = all_axes.setdefault(name, [])

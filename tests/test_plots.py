@@ -134,3 +134,13 @@ def test_devices_lists_presets_when_the_package_has_them(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "presets (1):" in out and "test-reram  SoftBoundsDevice  Somebody et al. 2099" in out
     assert "dw_min=0.002" in out and "w_max=0.9" in out
+
+
+def test_devices_lists_the_installed_presets_with_sources(capsys):
+    from crossbar_sim.device_models import list_presets
+
+    assert main(["devices", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [p["name"] for p in data["presets"]] == list(list_presets())
+    for p, (dev, source) in zip(data["presets"], list_presets().values()):
+        assert p["source"] == source and p["model"] == type(dev).__name__

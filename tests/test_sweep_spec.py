@@ -167,7 +167,49 @@ def test_the_documented_spec_example_expands():
     import crossbar_sim.sweep as sweep_mod
 
     doc = sweep_mod.__doc__
-    block = doc[doc.index("    name = "):doc.index("Axis names:")]
+    block = doc[doc.index("    name = "):doc.index("A ``[device]`` table")]
     spec = tomllib.loads(textwrap.dedent(block))
     sw = expand(spec)
     assert len(sw["points"]) == 3 * 3 * (2 + 2)
+
+
+def test_presets_in_the_device_table_and_as_an_axis(tmp_path):
+    from crossbar_sim.device_models import get_preset, list_presets
+
+    spec = tiny_spec(tmp_path)
+    spec["device"] = {"preset": "EcRam", "dw_min_std": 0.0}
+    sw = expand(spec)
+    dev = next(iter(sw["configs"].values())).train.device
+    assert dev == get_preset("EcRam").replace(dw_min_std=0.0, w_max=dev.w_max, w_min=dev.w_min)
+    spec = tiny_spec(tmp_path)
+    spec["device"] = {"dw_min_std": 0.0}
+    spec["axes"] = {"preset": "all"}
+    sw = expand(spec)
+    assert sw["axes"]["preset"] == list(list_presets())
+    for p in sw["points"]:
+        d = sw["configs"][p["run_id"]].train.device
+        assert d == get_preset(p["values"]["preset"]).replace(dw_min_std=0.0)  # table values on top of the preset
+    assert expand(load_spec_file(write_spec(tmp_path)) | {"axes": {"preset": ["Idealized"], "tau": [0.6]},
+                                                        "device": {}})["configs"]["0000"].train.device.w_max == 0.6
+
+
+@pytest.mark.parametrize("device, axes, match", [
+    ({"preset": "Unobtainium"}, {}, r"device\.preset: Unknown preset 'Unobtainium'"),
+    ({"preset": ["EcRam"]}, {}, r"device\.preset: a preset name \(string\) is expected"),
+    ({"preset": "EcRam", "model": "ConstantStep"}, {}, r"either 'model' or 'preset'"),
+    ({}, {"preset": ["EcRam", "Nope"]}, r"axis 'preset': Unknown preset 'Nope'"),
+    ({"model": "SoftBounds"}, {"preset": ["EcRam"]}, r"remove 'model' from the \[device\] table"),
+    ({"colour": 1}, {"preset": ["EcRam"]}, r"device\.colour"),
+])
+def test_bad_presets_are_rejected(tmp_path, device, axes, match):
+    spec = tiny_spec(tmp_path)
+    spec["device"] = device
+    spec["axes"] = axes or spec["axes"]
+    with pytest.raises(ConfigError, match=match):
+        expand(spec)
+
+
+def test_presets_experiment_is_a_valid_sweep():
+    spec, _ = resolve_spec("presets_least_squares")
+    sw = expand(spec)
+    assert len(sw["points"]) == 2 * len(sw["axes"]["preset"]) and sw["axes"]["algorithm"] == ["analog_sgd", "tiki_taka"]

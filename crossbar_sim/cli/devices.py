@@ -50,6 +50,9 @@ def preset_rows() -> list[dict]:
     items = presets.items() if isinstance(presets, dict) else ((None, p) for p in presets)
     rows = []
     for key, p in items:
+        source = ""
+        if isinstance(p, tuple) and len(p) == 2:  # (device config, source)
+            p, source = p
         if isinstance(p, str):  # a list of names: look each one up
             getter = getattr(device_models, "get_preset", None)
             key, p = p, (getter(p) if getter else None)
@@ -57,7 +60,7 @@ def preset_rows() -> list[dict]:
         if device is None and callable(p):
             device = p()
         name = key or getattr(p, "name", None) or type(device).__name__
-        source = (getattr(p, "source", None) or getattr(p, "citation", None) or getattr(p, "reference", None)
+        source = source or (getattr(p, "source", None) or getattr(p, "citation", None) or getattr(p, "reference", None)
                   or _first_line(getattr(p, "__doc__", "") if not hasattr(p, "non_default") else ""))
         row = {"name": str(name), "source": str(source or "")}
         if device is not None and hasattr(device, "non_default"):

@@ -224,10 +224,17 @@ def print_summary(path: str) -> None:
     if not rows:
         return
     has_tau = all("tau" in k for k, *_ in rows)
+    print("error floor (see the @error_floor_definition attribute; mean +- std over seeds):")
+    if not has_tau:  # one line per configuration
+        labels = [", ".join(f"{k}={v}" for k, v in key.items()) or "run" for key, *_ in rows]
+        w = max(len(x) for x in labels) + 2
+        for label, (key, mean, std, cnt) in zip(labels, rows):
+            print("  " + label.ljust(w) + (f"{mean:.3g} +- {std:.2g}" if cnt > 1 else f"{mean:.3g}"))
+        return
     cols, taus, cells = [], [], {}
     for key, mean, std, cnt in rows:
         col = ", ".join(f"{k}={v}" for k, v in key.items() if k != "tau") or "run"
-        tau = key.get("tau") if has_tau else "-"
+        tau = key.get("tau")
         if col not in cols:
             cols.append(col)
         if tau not in taus:
@@ -238,7 +245,6 @@ def print_summary(path: str) -> None:
     except TypeError:
         pass
     width = max([len(c) for c in cols] + [max(len(v) for v in cells.values())]) + 2
-    print("error floor (see the @error_floor_definition attribute; mean +- std over seeds):")
-    print("  " + ("tau" if has_tau else "").ljust(6) + "".join(c.rjust(width) for c in cols))
+    print("  " + "tau".ljust(6) + "".join(c.rjust(width) for c in cols))
     for t in taus:
         print("  " + str(t).ljust(6) + "".join(cells.get((t, c), "").rjust(width) for c in cols))
