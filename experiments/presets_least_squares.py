@@ -24,13 +24,16 @@ from crossbar_sim.training import TrainConfig, train
 NAME = "presets_least_squares"
 ALGORITHMS = ("analog_sgd", "tiki_taka")
 
-#: experiment spec: what is swept and what is recorded (for the sweep command)
+#: sweep spec for ``crossbar-sim sweep presets_least_squares`` (see :mod:`crossbar_sim.sweep`): every preset x
+#: {analog SGD, Tiki-Taka} on the default least-squares task, 300 steps
 EXPERIMENT = {
     "name": NAME,
     "description": __doc__.splitlines()[0],
-    "task": LeastSquaresTask().to_dict(),
-    "axes": {"train.device": "preset names (list_presets())", "train.algorithm": list(ALGORITHMS)},
-    "metrics": ["loss"],
+    "seed": 0,
+    "task": {k: v for k, v in LeastSquaresTask().to_dict().items() if k != "type"},
+    "train": {"steps": 300, "lr": 0.1, "record_every": 10},
+    "axes": {"preset": "all"},
+    "cases": [{"algorithm": list(ALGORITHMS)}],
 }
 
 
