@@ -389,11 +389,14 @@ def plot_fit(ax, res: FitResult):
     segs = res.curve.normalised()
     sim = simulate(res.model, res.params, res.starts, res.curve.dirs, [s.size for s in segs], res.nodes)
     x0 = 0
+    labelled = set()
     for k, s in enumerate(segs):
         x = np.arange(x0, x0 + s.size)
         ax.plot(x, s, ".", ms=2, color="0.6", label="data" if k == 0 else None)
-        ax.plot(x, sim[k, :s.size], "-", color="C3" if res.curve.dirs[k] > 0 else "C0", lw=1,
-                label=("model (up)" if res.curve.dirs[k] > 0 else "model (down)") if k < 2 else None)
+        kind = "up" if res.curve.dirs[k] > 0 else "down"
+        ax.plot(x, sim[k, :s.size], "-", color="C3" if kind == "up" else "C0", lw=1,
+                label=None if kind in labelled else f"model ({kind})")
+        labelled.add(kind)
         x0 += s.size
     ax.set_xlabel("pulse (segments concatenated)")
     ax.set_ylabel("normalised conductance")
