@@ -24,7 +24,7 @@ from .errors import ConfigError, ShapeError
 from .params import IOParameters, TileConfig, UpdateParameters
 from .periphery import analog_mvm
 from .rng import key_from_seedseq, make_seedseq
-from .tile import AnalogTile, zig_tables
+from .tile import AnalogTile, check_state, zig_tables
 
 
 def _default_unit_device():
@@ -293,10 +293,7 @@ class TikiTakaTile:
         }
 
     def set_state(self, state: dict) -> None:
-        if list(state["shape"]) != list(self.shape):
-            raise ShapeError(f"State is for a tile of shape {tuple(state['shape'])}, this tile is {self.shape}.")
-        cfg = state["config"]
-        self.config = Config.from_json(cfg) if isinstance(cfg, str) else cfg
+        self.config = check_state(state, self.shape)
         self.a.set_state(state["A"])
         self.c.set_state(state["C"])
         self.samples_seen = int(state["samples_seen"])

@@ -49,6 +49,14 @@ def sqrt_table():
     return np.sqrt(np.arange(K.MAX_BL + 1, dtype=np.float64))
 
 
+def check_state(state: dict, shape) -> Config:
+    """The config of a tile state from ``get_state``, after checking it is for a tile of ``shape``."""
+    if list(state["shape"]) != list(shape):
+        raise ShapeError(f"State is for a tile of shape {tuple(state['shape'])}, this tile is {tuple(shape)}.")
+    cfg = state["config"]
+    return Config.from_json(cfg) if isinstance(cfg, str) else cfg
+
+
 def _run_single_threaded(kernel, args):
     """Run a ``parallel=True`` kernel on the calling thread only (no worker wake-up: small tiles)."""
     import numba
@@ -289,10 +297,7 @@ class AnalogTile:
 
     def set_state(self, state: dict) -> None:
         """Restore a state from :meth:`get_state` (shapes must match)."""
-        if list(state["shape"]) != list(self.shape):
-            raise ShapeError(f"State is for a tile of shape {tuple(state['shape'])}, this tile is {self.shape}.")
-        cfg = state["config"]
-        self.config = Config.from_json(cfg) if isinstance(cfg, str) else cfg
+        self.config = check_state(state, self.shape)
         import dataclasses
 
         self.devices = dataclasses.replace(

@@ -536,6 +536,16 @@ def _prepare_sample(x, d, lr, g, desired_bl, ublm, um, um_grad_scale, ptype, lke
     return bl, in_size
 
 
+@njit(forceinline=True)
+def _sample_workspace(out_size, in_size, desired_bl):
+    """Per-call work arrays of the update kernels: bit-packed trains and signs of x and d, the active
+    columns, and the per-sample scaled copies of x and d."""
+    nw = (desired_bl + 63) // 64
+    return (np.zeros((in_size, nw), np.uint64), np.zeros(in_size, np.int8),
+            np.zeros((out_size, nw), np.uint64), np.zeros(out_size, np.int8),
+            np.zeros(in_size, np.int64), np.zeros(in_size, np.float32), np.zeros(out_size, np.float32))
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
 def pulsed_update(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_scale, ptype,
                   model, noise_mode, sigma, wn_std, tp, closed_form, key, t0, ki, wi, fi, sq, stats, nblocks):
@@ -555,14 +565,7 @@ def pulsed_update(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_
     plain ``@njit`` function.
     """
     out_size, in_size = w.shape
-    nw = (desired_bl + 63) // 64
-    xbits = np.zeros((in_size, nw), np.uint64)
-    dbits = np.zeros((out_size, nw), np.uint64)
-    xsign = np.zeros(in_size, np.int8)
-    dsign = np.zeros(out_size, np.int8)
-    act = np.zeros(in_size, np.int64)
-    xc = np.zeros(in_size, np.float32)
-    dc = np.zeros(out_size, np.float32)
+    xbits, xsign, dbits, dsign, act, xc, dc = _sample_workspace(out_size, in_size, desired_bl)
     part = np.zeros((nblocks, 2), np.int64)
     bs = (out_size + nblocks - 1) // nblocks
     for s in range(X.shape[0]):
@@ -601,14 +604,7 @@ def pulsed_update_counts(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, u
     deterministic cases and to fix pulse counts in tests, not for speed."""
     out_size, in_size = w.shape
     row0 = out_size - out_size  # a runtime, not literal, 0 (a literal makes numba specialise the worker)
-    nw = (desired_bl + 63) // 64
-    xbits = np.zeros((in_size, nw), np.uint64)
-    dbits = np.zeros((out_size, nw), np.uint64)
-    xsign = np.zeros(in_size, np.int8)
-    dsign = np.zeros(out_size, np.int8)
-    act = np.zeros(in_size, np.int64)
-    xc = np.zeros(in_size, np.float32)
-    dc = np.zeros(out_size, np.float32)
+    xbits, xsign, dbits, dsign, act, xc, dc = _sample_workspace(out_size, in_size, desired_bl)
     for s in range(X.shape[0]):
         skey = sub_key(key, t0 + s)
         dkey = sub_key(skey, 2)
