@@ -40,6 +40,13 @@ class RunWriter:
         self.units = dict(units)
         d = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(d, exist_ok=True)
+        if os.path.exists(self.path):
+            if not _is_ours(self.path):
+                from crossbar_sim.errors import FormatError
+
+                raise FormatError(f"{self.path} exists and is not a crossbar-sim result file; refusing to overwrite it.")
+            self._add_run(config, seed)  # another run in the same results file
+            return
         fd, tmp = tempfile.mkstemp(prefix=os.path.basename(self.path), suffix=".tmp", dir=d)
         os.close(fd)
         try:
@@ -49,23 +56,33 @@ class RunWriter:
                 f.attrs["package_version"] = __version__
                 f.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
                 f.attrs["argv"] = json.dumps(sys.argv)
-                g = f.create_group(f"runs/{run_id}")
-                g.attrs["config"] = json.dumps(config, sort_keys=True)
-                g.attrs["seed"] = int(seed)
-                g.attrs["status"] = "running"
-                g.attrs["wall_time_s"] = 0.0
-                g.attrs["error"] = ""
-                m = g.create_group("metrics")
-                m.create_dataset("steps", shape=(0,), maxshape=(None,), dtype=np.int64)
-                m["steps"].attrs["units"] = "epoch (0: before training)"
-                for name, unit in self.units.items():
-                    ds = m.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.float64)
-                    ds.attrs["units"] = unit
+                self._create_group(f, config, seed)
             os.replace(tmp, self.path)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+
+    def _add_run(self, config, seed):
+        with h5py.File(self.path, "a") as f:
+            key = f"runs/{self.run_id}"
+            if key in f:
+                del f[key]  # a re-run replaces an earlier (complete or not) run of the same name
+            self._create_group(f, config, seed)
+
+    def _create_group(self, f, config, seed):
+        g = f.create_group(f"runs/{self.run_id}")
+        g.attrs["config"] = json.dumps(config, sort_keys=True)
+        g.attrs["seed"] = int(seed)
+        g.attrs["status"] = "running"
+        g.attrs["wall_time_s"] = 0.0
+        g.attrs["error"] = ""
+        m = g.create_group("metrics")
+        m.create_dataset("steps", shape=(0,), maxshape=(None,), dtype=np.int64)
+        m["steps"].attrs["units"] = "epoch (0: before training)"
+        for name, unit in self.units.items():
+            ds = m.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.float64)
+            ds.attrs["units"] = unit
 
     def append(self, epoch: int, metrics: dict, snapshots: dict | None = None, status="running",
                wall_time_s=0.0, error="") -> None:
@@ -106,6 +123,19 @@ class RunWriter:
             g.attrs["wall_time_s"] = float(wall_time_s)
             g.attrs["error"] = error
             g.attrs["status"] = status  # last: the run is complete only once everything else is written
+
+
+def _is_ours(path) -> bool:
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == FORMAT
+    except OSError:
+        return False
+
+
+def list_runs(path) -> list:
+    with h5py.File(path, "r") as f:
+        return sorted(f["runs"]) if "runs" in f else []
 
 
 def read_run(path, run_id: str | None = None) -> dict:
