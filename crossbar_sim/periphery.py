@@ -8,6 +8,8 @@ outputs saturated with halved inputs while bound management allows it (at most u
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .kernels import mvm as KM
@@ -39,6 +41,14 @@ def bm_limit(io: IOParameters) -> float:
     if inp_step > 0:
         lim = min(lim, float(np.float32(np.float32(io.max_bm_res) / np.float32(inp_step))))
     return lim
+
+
+@lru_cache(maxsize=256)
+def _io_consts(io: IOParameters):
+    """Per-configuration constants of :func:`analog_mvm` (computed once per IOParameters; configs are frozen)."""
+    inp_step, out_step = io_steps(io)
+    w_noise = io.w_noise if io.w_noise_type == "additive_constant" else 0.0
+    return inp_step, out_step, bm_limit(io), _NM[io.noise_management], w_noise, io.bound_management == "iterative"
 
 
 def analog_mvm(W, X, io: IOParameters, key, call: int, zig, transposed=False, allow_bm=True, counters=None):
@@ -74,30 +84,28 @@ def analog_mvm(W, X, io: IOParameters, key, call: int, zig, transposed=False, al
             counters["adc"] += batch * n_out
         return np.ascontiguousarray(Y, dtype=np.float32)
     ki, wi, fi = zig
-    inp_step, out_step = io_steps(io)
-    Xq = np.zeros((batch, n_in), np.float32)
-    Y = np.zeros((batch, n_out), np.float32)
-    out = np.zeros((batch, n_out), np.float32)
-    factor = np.zeros(batch, np.float64)
-    xnorm = np.zeros(batch, np.float64)
+    inp_step, out_step, limit, nm_code, w_noise, bm_iter = _io_consts(io)
+    Xq = np.empty((batch, n_in), np.float32)  # every row is written by io_prepare
+    Y = None
+    out = np.empty((batch, n_out), np.float32)  # every row is written by io_finish
+    factor = np.empty(batch, np.float64)
+    xnorm = np.empty(batch, np.float64)
     rshift = np.zeros(batch, np.int64)
     at_bound = np.zeros(batch, np.int64)
     rows = np.arange(batch, dtype=np.int64)
-    bm = allow_bm and io.bound_management == "iterative"
-    limit = bm_limit(io)
-    w_noise = io.w_noise if io.w_noise_type == "additive_constant" else 0.0
+    bm = allow_bm and bm_iter
     ckey = sub_key(np.uint64(key), np.uint64(call))
     p = 0
     while True:
         pkey = sub_key(ckey, np.uint64(p))
-        KM.io_prepare(X, rows, _NM[io.noise_management], io.nm_thres, rshift, io.inp_bound, inp_step,
+        KM.io_prepare(X, rows, nm_code, io.nm_thres, rshift, io.inp_bound, inp_step,
                       io.inp_sto_round, io.inp_noise, transposed, pkey, ki, wi, fi, Xq, factor, xnorm)
         xs = Xq if rows.size == batch else Xq[rows]
         ys = xs @ W if transposed else xs @ W.T
         if rows.size == batch:
             Y = np.ascontiguousarray(ys, dtype=np.float32)
         else:
-            Y[rows] = ys
+            Y[rows] = ys  # Y is the full-batch array of pass 0
         nb = KM.io_finish(Y, rows, factor, xnorm, w_noise, io.out_noise, io.out_bound, out_step,
                           io.out_sto_round, pkey, ki, wi, fi, out, at_bound)
         if counters is not None:
