@@ -210,6 +210,10 @@ class BufferedTransferTile(TikiTakaTile):
         if X.shape[0] != D.shape[0]:
             raise ShapeError(f"'x' and 'd' must have the same batch size. Got {X.shape[0]} and {D.shape[0]}.")
         lr = V.check_float(lr, "lr", "BufferedTransferTile.update", 0.0, None)
+        self._update(X, D, lr)
+
+    def _update(self, X, D, lr: float) -> None:
+        """:meth:`update` of validated arrays (the internal fast path)."""
         tc = self.config.device
         fast_lr = tc.fast_lr if tc.fast_lr > 0 else lr
         every = tc.transfer_period(X.shape[0])
@@ -221,9 +225,9 @@ class BufferedTransferTile(TikiTakaTile):
             if self.chopped:
                 # in_chop[j] != out_chop[i] flips the coincidence sign: (t d)(s x)^T with s, t = -1 where set
                 s, t = self._signs()
-                Xs = Xs * s
-                Ds = Ds * t
-            self.a.update(Xs, Ds, fast_lr)
+                Xs = np.ascontiguousarray(Xs * s)
+                Ds = np.ascontiguousarray(Ds * t)
+            self.a._update(Xs, Ds, fast_lr)
             self.samples_seen += s1 - s0
             if every > 0 and self.samples_seen % every == 0:
                 self.transfer(lr)
@@ -241,7 +245,7 @@ class BufferedTransferTile(TikiTakaTile):
     def _write(self, E, n, g_c):
         if np.any(n != 0):
             tc = self.config.device
-            self.c.update(E, (-n)[None, :].astype(np.float32), float(tc.step * g_c))
+            self.c._update(E, np.ascontiguousarray((-n)[None, :], np.float32), float(tc.step * g_c))
             self.counters["n_transfer_writes"] += 1
 
     def transfer(self, lr: float) -> None:

@@ -150,6 +150,12 @@ class _TileLayer(Module):
         self.alpha = Param(np.ones(1), dt) if out_scaling else None
         self._cache = None
         self._pending = None
+        # analog tiles: the unchecked internal path (inputs are produced here: float32, C-contiguous; a NaN
+        # reaches the loss before any update and stops the run there)
+        fast = hasattr(tile, "_forward")
+        self._t_fwd = tile._forward if fast else tile.forward
+        self._t_bwd = tile._backward if fast else tile.backward
+        self._t_upd = tile._update if fast else tile.update
 
     def params(self) -> dict:
         out = {}
@@ -170,7 +176,7 @@ class _TileLayer(Module):
     def _tile_forward(self, X):
         if self.analog_bias:
             X = np.concatenate([X, np.ones((X.shape[0], 1), X.dtype)], axis=1)
-        Y = self.tile.forward(X)
+        Y = self._t_fwd(np.ascontiguousarray(X))
         out = Y * self.alpha.value[0] if self.alpha is not None else Y
         if self.bias is not None:
             out = out + self.bias.value
@@ -192,13 +198,13 @@ class _TileLayer(Module):
         self._cache = None
         if not need_dx:
             return None
-        dX = self.tile.backward(D)
+        dX = self._t_bwd(D)
         return dX[:, : self.in_features] if self.analog_bias else dX
 
     def step(self, lr: float) -> None:
         if self._pending is not None:
             X, D = self._pending
-            self.tile.update(X, D, lr)
+            self._t_upd(X, D, lr)
             self._pending = None
         super().step(lr)
 

@@ -21,7 +21,7 @@ import numpy as np
 from .._validation import check_bool, check_choice, check_float, check_int
 from ..compound import TransferParams
 from ..config import Config
-from ..errors import ConfigError, DivergenceError
+from ..errors import ConfigError, DivergenceError, NonFiniteError
 from ..params import IOParameters, UpdateParameters
 from . import functional as F
 from .layers import analog_arrays, tile_arrays
@@ -218,7 +218,11 @@ class NetTrainer:
     # ------------------------------------------------------------------ one mini-batch
     def train_step(self, xb, yb, lr):
         model = self.model
-        z = model.forward(xb)                          # forward through the tiles
+        try:
+            z = model.forward(xb)                      # forward through the tiles
+        except NonFiniteError as exc:                  # non-finite digital parameters reached a tile
+            raise DivergenceError(f"non-finite values in epoch {self.epoch + 1} (lr {lr:g}): {exc} The run is "
+                                  f"stopped, its record up to epoch {self.epoch} is kept.") from exc
         loss, dz, correct = F.nll_loss(z, yb)          # softmax cross-entropy
         if not math.isfinite(loss):
             raise DivergenceError(f"the loss became {loss} in epoch {self.epoch + 1} (lr {lr:g}); the run is "
