@@ -22,7 +22,7 @@ from . import _validation as V
 from .config import Config
 from .errors import ConfigError, ShapeError
 from .params import IOParameters, TileConfig, UpdateParameters
-from .periphery import analog_mvm
+from .periphery import analog_mvm, read_columns
 from .rng import key_from_seedseq, make_seedseq
 from .tile import AnalogTile, zig_tables
 
@@ -275,8 +275,9 @@ class TikiTakaTile:
         cols = (self.pointer + np.arange(n)) % self.in_size
         E = np.zeros((n, self.in_size), np.float32)
         E[np.arange(n), cols] = 1.0
-        Y = analog_mvm(self.a._w_app, E, self.transfer_io, self._keys["transfer"], self._t["transfer"],
-                       zig_tables(), transposed=False, allow_bm=False, counters=self.counters)
+        # bit for bit analog_mvm(A, E) (transfer_io has bound management off), without the one-hot GEMM
+        Y = read_columns(self.a._w_app, cols, self.transfer_io, self._keys["transfer"], self._t["transfer"],
+                         zig_tables(), counters=self.counters)
         self._t["transfer"] += 1
         lr_t = tc.transfer_lr * lr if tc.scale_transfer_lr else tc.transfer_lr
         self.c._update(E, -Y, lr_t)

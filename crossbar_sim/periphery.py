@@ -121,3 +121,53 @@ def analog_mvm(W, X, io: IOParameters, key, call: int, zig, transposed=False, al
         rshift[rows] += 1
         p += 1
     return out
+
+
+def read_columns(W, cols, io: IOParameters, key, call: int, zig, counters=None):
+    """``analog_mvm(W, E, io, ...)`` for the one-hot inputs ``E[k] = e_{cols[k]}`` (transfer reads), bit for bit.
+
+    The DAC output of a one-hot row is zero except at its column, so the array product reduces to one scaled
+    column of ``W`` per row (the zeros add exactly nothing) instead of a full ``(n, in) @ (in, out)`` GEMM; noise
+    management, DAC, output noise, ADC, bound management and the random streams are those of :func:`analog_mvm`.
+    Falls back to :func:`analog_mvm` with input noise (which makes every input line non-zero) or a perfect read.
+    """
+    cols = np.asarray(cols, np.int64)
+    n, in_size = cols.size, W.shape[1]
+    E = np.zeros((n, in_size), np.float32)
+    E[np.arange(n), cols] = 1.0
+    if io.is_perfect or io.inp_noise > 0.0:
+        return analog_mvm(W, E, io, key, call, zig, transposed=False, allow_bm=True, counters=counters)
+    ki, wi, fi = zig
+    inp_step, out_step, limit, nm_code, w_noise, bm_iter = _io_consts(io)
+    n_out = W.shape[0]
+    Xq = np.empty((n, in_size), np.float32)
+    out = np.empty((n, n_out), np.float32)
+    factor = np.empty(n, np.float64)
+    xnorm = np.empty(n, np.float64)
+    rshift = np.zeros(n, np.int64)
+    at_bound = np.zeros(n, np.int64)
+    rows = np.arange(n, dtype=np.int64)
+    ckey = sub_key(np.uint64(key), np.uint64(call))
+    Y = np.empty((n, n_out), np.float32)
+    p = 0
+    while True:
+        pkey = sub_key(ckey, np.uint64(p))
+        KM.io_prepare(E, rows, nm_code, io.nm_thres, rshift, io.inp_bound, inp_step, io.inp_sto_round, 0.0, False,
+                      pkey, ki, wi, fi, Xq, factor, xnorm)
+        for r in rows:
+            Y[r] = Xq[r, cols[r]] * W[:, cols[r]]
+        nb = KM.io_finish(Y, rows, factor, xnorm, w_noise, io.out_noise, io.out_bound, out_step,
+                          io.out_sto_round, pkey, ki, wi, fi, out, at_bound)
+        if counters is not None:
+            counters["mvm"] += rows.size
+            counters["dac"] += rows.size * in_size
+            counters["adc"] += rows.size * n_out
+        if nb == 0 or not bm_iter:
+            break
+        rows = rows[at_bound[rows] == 1]
+        rows = rows[2.0 ** rshift[rows] <= limit]
+        if rows.size == 0:
+            break
+        rshift[rows] += 1
+        p += 1
+    return out
