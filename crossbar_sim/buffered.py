@@ -42,7 +42,7 @@ from . import _validation as V
 from .compound import CompoundTileConfig, TikiTakaTile, TransferCompound
 from .errors import ConfigError, ShapeError
 from .params import UpdateParameters
-from .periphery import analog_mvm
+from .periphery import read_columns
 from .rng import make_seedseq
 from .tile import zig_tables
 
@@ -236,8 +236,8 @@ class BufferedTransferTile(TikiTakaTile):
     def _read_column(self, i):
         E = np.zeros((1, self.in_size), np.float32)
         E[0, i] = 1.0
-        y = analog_mvm(self.a._w_app, E, self.transfer_io, self._keys["transfer"], self._t["transfer"],
-                       zig_tables(), transposed=False, allow_bm=False, counters=self.counters)
+        y = read_columns(self.a._w_app, [i], self.transfer_io, self._keys["transfer"], self._t["transfer"],
+                         zig_tables(), counters=self.counters)
         self._t["transfer"] += 1
         self.counters["n_transfer_reads"] += 1
         return E, y[0]
