@@ -2,11 +2,11 @@
 
 Five lines from a device to a convergence curve::
 
-    from crossbar_sim import LeastSquares, TrainConfig, train
+    from crossbar_sim import LeastSquaresTask, TrainConfig, train
     from crossbar_sim.device_models import asymmetric_linear_device
-    task = LeastSquares(seed=0)
-    result = train(task, TrainConfig(algorithm="tiki_taka", device=asymmetric_linear_device(tau=0.6)), seed=1)
-    print(result.metrics["loss"][-1])
+    device = asymmetric_linear_device(tau=0.6)
+    result = train(LeastSquaresTask(noise_std=0.3), TrainConfig(algorithm="tiki_taka", device=device), seed=1)
+    print(result.steps[-1], result.metrics["loss"][-1])
 """
 from __future__ import annotations
 
@@ -16,3 +16,6 @@ from .errors import (ConfigError, DivergenceError, FormatError, NonFiniteError, 
                      SimulatorError)
 from .params import IOParameters, TileConfig, UpdateParameters  # noqa: F401
 from .tile import AnalogTile  # noqa: F401
+from .compound import CompoundTileConfig, TikiTakaTile, TransferCompound, TransferParams  # noqa: F401
+from .tasks import LeastSquares, LeastSquaresTask  # noqa: F401
+from .training import RunResult, TrainConfig, Trainer, train  # noqa: F401

@@ -237,7 +237,7 @@ class BufferedTransferTile(TikiTakaTile):
         E = np.zeros((1, self.in_size), np.float32)
         E[0, i] = 1.0
         y = read_columns(self.a._w_app, [i], self.transfer_io, self._keys["transfer"], self._t["transfer"],
-                         zig_tables(), counters=self.counters)
+                         zig_tables(), counters=self.counters, allow_bm=False)
         self._t["transfer"] += 1
         self.counters["n_transfer_reads"] += 1
         return E, y[0]

@@ -71,12 +71,12 @@ class TransferParams(Config):
 
     def validate(self) -> None:
         owner = type(self).__name__
-        V.check_float(self.gamma, "gamma", owner, 0.0, 1e6)
-        V.check_float(self.transfer_every, "transfer_every", owner, 0.0, 1e12)
+        V.check_float(self.gamma, "gamma", owner, 0.0)
+        V.check_float(self.transfer_every, "transfer_every", owner, 0.0)
         V.check_bool(self.units_in_mbatch, "units_in_mbatch", owner)
         V.check_int(self.n_reads_per_transfer, "n_reads_per_transfer", owner, 1, 2**31 - 1)
-        V.check_float(self.fast_lr, "fast_lr", owner, -1e12, 1e12)
-        V.check_float(self.transfer_lr, "transfer_lr", owner, 0.0, 1e12)
+        V.check_float(self.fast_lr, "fast_lr", owner)
+        V.check_float(self.transfer_lr, "transfer_lr", owner, 0.0)
         V.check_bool(self.scale_transfer_lr, "scale_transfer_lr", owner)
         if not isinstance(self.transfer_forward, IOParameters):
             raise ConfigError(f"The 'transfer_forward' parameter of {owner} must be an IOParameters.")
@@ -277,7 +277,7 @@ class TikiTakaTile:
         E[np.arange(n), cols] = 1.0
         # bit for bit analog_mvm(A, E) (transfer_io has bound management off), without the one-hot GEMM
         Y = read_columns(self.a._w_app, cols, self.transfer_io, self._keys["transfer"], self._t["transfer"],
-                         zig_tables(), counters=self.counters)
+                         zig_tables(), counters=self.counters, allow_bm=False)
         self._t["transfer"] += 1
         lr_t = tc.transfer_lr * lr if tc.scale_transfer_lr else tc.transfer_lr
         self.c._update(E, -Y, lr_t)

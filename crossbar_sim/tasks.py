@@ -1,11 +1,18 @@
 """Training tasks. :class:`LeastSquares` is the problem of Wu et al. (arXiv 2406.12774), section 5.
 
 ``f(W) = 1/2 ||A W^T - B||_F^2 = 1/2 sum_k ||W a_k - b_k||^2`` with ``b_k = W* a_k``: the weight matrix ``W``
-(``out_size x in_size``) lives on a tile, rows ``a_k`` of the design matrix are the tile inputs. The exact
-gradient ``(W - W*) A^T A = sum_k d_k a_k^T`` with ``d_k = W a_k - b_k`` is a sum of rank-1 terms, so one
-step is ``n_samples`` pulsed rank-1 updates. Gradient noise of standard deviation ``noise_std`` per gradient
-entry is injected in the error signal: ``d_k <- d_k + noise_std xi_k`` (the entries of ``A`` are
-``N(0, 1/n_samples)``, so ``sum_k a_kj^2 ~= 1`` and the noise of each gradient entry has std ~ noise_std).
+(``out_size x in_size``; the paper's W is a vector, ``out_size = 1``) lives on a tile, rows ``a_k`` of the
+design matrix (entries ``N(0, 1/n_samples)``, so ``A^T A ~ I``) are the tile inputs. Each step reads the
+outputs ``y_k = W a_k`` through the tile and forms the error signals ``d_k = y_k - b_k``. Two ways to write
+the step onto the devices (``gradient``):
+
+* ``full`` (default, the setting of the paper's analysis): the gradient ``G = sum_k d_k a_k^T`` is formed
+  digitally, Gaussian noise of standard deviation ``noise_std`` is added to every entry (``G + sigma Xi``),
+  and ``G`` is written row by row as ``out_size`` pulsed rank-1 updates ``(x = G_i, d = e_i)``. The
+  expected device change is then the paper's ``-lr (G F(W) + |G| G(W))`` elementwise.
+* ``per_sample``: the ``n_samples`` rank-1 terms ``(x = a_k, d = d_k + noise_std xi_k)`` are pulsed one after
+  the other, as backpropagation on hardware does. Each term's own ``|d_k a_k^T|`` drives the asymmetric
+  drift, so analog SGD stalls even without injected noise (the samples' disagreement acts as noise).
 """
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_float, check_int
+from ._validation import check_choice, check_float, check_int
 from .config import Config
 from .rng import make_seedseq
 
@@ -37,6 +44,8 @@ class LeastSquaresTask(Config):
         Standard deviation of the gradient noise per entry (0: exact gradients).
     batch_size : int
         Rows used per step (0: all rows, the deterministic gradient plus injected noise).
+    gradient : str
+        ``full`` (write the noisy gradient row by row) or ``per_sample`` (pulse each sample's rank-1 term).
     seed : int
         Seed of A and W* (the same problem for every algorithm and run seed).
     """
@@ -47,6 +56,7 @@ class LeastSquaresTask(Config):
     w_star_scale: float = 0.5
     noise_std: float = 0.1
     batch_size: int = 0
+    gradient: str = "full"
     seed: int = 0
 
     def validate(self) -> None:
@@ -54,9 +64,10 @@ class LeastSquaresTask(Config):
         check_int(self.n_samples, "n_samples", owner, 1, 10**7)
         check_int(self.in_size, "in_size", owner, 1, 10**6)
         check_int(self.out_size, "out_size", owner, 1, 10**6)
-        check_float(self.w_star_scale, "w_star_scale", owner, 0.0, 1e6)
-        check_float(self.noise_std, "noise_std", owner, 0.0, 1e6)
+        check_float(self.w_star_scale, "w_star_scale", owner, 0.0)
+        check_float(self.noise_std, "noise_std", owner, 0.0)
         check_int(self.batch_size, "batch_size", owner, 0, self.n_samples)
+        check_choice(self.gradient, "gradient", owner, ("full", "per_sample"))
         check_int(self.seed, "seed", owner, 0, 2**63 - 1)
 
     def build(self) -> "LeastSquares":
@@ -82,7 +93,7 @@ class LeastSquares:
     def loss(self, W) -> float:
         """``f(W) = 1/2 ||A W^T - B||^2`` (exact, float64)."""
         E = np.asarray(W, np.float64) - self.W_star.astype(np.float64)
-        return float(0.5 * np.einsum("ij,jk,ik->", E, self._AtA, E))
+        return float(0.5 * np.sum((E @ self._AtA) * E))
 
     def grad(self, W) -> np.ndarray:
         """Exact gradient ``(W - W*) A^T A``."""
@@ -99,9 +110,18 @@ class LeastSquares:
             return self.A[idx], self.B[idx], self.spec.n_samples / self.spec.batch_size
         return self.A, self.B, 1.0
 
-    def error_signal(self, Y, B, scale, rng: np.random.Generator) -> np.ndarray:
-        """``d_k = scale (y_k - b_k) + noise_std xi_k`` (float32), the backward signal of one step."""
+    def update_signals(self, X, Y, B, scale, rng: np.random.Generator):
+        """The pulsed updates of one step: ``(x_rows, d_rows)`` with ``W <- W - lr sum_r d_r x_r^T``.
+
+        ``X`` (batch, in) inputs, ``Y`` (batch, out) tile outputs, ``B`` targets; ``scale`` makes a random
+        batch's gradient unbiased.
+        """
         D = scale * (np.asarray(Y, np.float64) - B)
+        if self.spec.gradient == "full":
+            G = D.T @ np.asarray(X, np.float64)
+            if self.spec.noise_std > 0:
+                G = G + self.spec.noise_std * rng.standard_normal(G.shape)
+            return G.astype(np.float32), np.eye(self.spec.out_size, dtype=np.float32)
         if self.spec.noise_std > 0:
             D = D + self.spec.noise_std * rng.standard_normal(D.shape)
-        return D.astype(np.float32)
+        return np.asarray(X, np.float32), D.astype(np.float32)

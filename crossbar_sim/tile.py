@@ -49,6 +49,20 @@ def sqrt_table():
     return np.sqrt(np.arange(K.MAX_BL + 1, dtype=np.float64))
 
 
+def _run_single_threaded(kernel, args):
+    """Run a ``parallel=True`` kernel on the calling thread only (no worker wake-up: small tiles)."""
+    import numba
+
+    prev = numba.get_num_threads()
+    if prev == 1:
+        return kernel(*args)
+    numba.set_num_threads(1)
+    try:
+        return kernel(*args)
+    finally:
+        numba.set_num_threads(prev)
+
+
 def _num_threads() -> int:
     import numba
 
@@ -172,15 +186,16 @@ class AnalogTile:
     # ------------------------------------------------------------------ MVMs
     def forward(self, x, io=None) -> np.ndarray:
         """``y = W x`` through the forward periphery. ``x``: (in_size,) or (batch, in_size)."""
-        X = V.as_batch(x, "x", self.in_size)
+        X = V.as_batch(x, "x", self.in_size, finite=False)  # analog_mvm checks inf/NaN
         y = self._forward(X, io)
-        return y[0] if np.ndim(x) == 1 else y
+        return y[0] if X is not x and (x.ndim if type(x) is np.ndarray else np.ndim(x)) == 1 else y
 
     def _forward(self, X, io=None) -> np.ndarray:
-        """:meth:`forward` of a validated batch ``X`` (C-contiguous float32, finite); returns (batch, out_size)."""
+        """:meth:`forward` of a batch ``X`` (C-contiguous float32 of the right shape; analog_mvm checks
+        inf/NaN); returns (batch, out_size). The internal path of the network layers."""
         io = self.config.forward if io is None else io
-        y = analog_mvm(self._w_app, X, io, self._keys["forward"], self._t["forward"], zig_tables(),
-                       transposed=False, allow_bm=True, counters=self.counters)
+        y = analog_mvm(self._w_app, X, io, self._keys["forward"], self._t["forward"], None, False, True,
+                       self.counters)
         self._t["forward"] += 1
         self.counters["n_forward"] += X.shape[0]
         return y
@@ -188,15 +203,15 @@ class AnalogTile:
     def backward(self, d, io=None) -> np.ndarray:
         """``z = W^T d`` through the backward periphery (no bound management). ``d``: (out_size,) or
         (batch, out_size)."""
-        D = V.as_batch(d, "d", self.out_size)
+        D = V.as_batch(d, "d", self.out_size, finite=False)  # analog_mvm checks inf/NaN
         z = self._backward(D, io)
-        return z[0] if np.ndim(d) == 1 else z
+        return z[0] if D is not d and (d.ndim if type(d) is np.ndarray else np.ndim(d)) == 1 else z
 
     def _backward(self, D, io=None) -> np.ndarray:
-        """:meth:`backward` of a validated batch ``D``; returns (batch, in_size)."""
+        """:meth:`backward` of a batch ``D`` (as :meth:`_forward`); returns (batch, in_size)."""
         io = self.config.backward if io is None else io
-        z = analog_mvm(self._w_app, D, io, self._keys["backward"], self._t["backward"], zig_tables(),
-                       transposed=True, allow_bm=False, counters=self.counters)
+        z = analog_mvm(self._w_app, D, io, self._keys["backward"], self._t["backward"], None, True, False,
+                       self.counters)
         self._t["backward"] += 1
         self.counters["n_backward"] += D.shape[0]
         return z
@@ -250,13 +265,17 @@ class AnalogTile:
                     up.um_grad_scale, ptype, dev.model, dev.noise_mode, dev.dw_min_std, dev.write_noise, dev.tp,
                     up.closed_form, np.uint64(self._keys["update"]), np.uint64(self._t["update"]), ki, wi, fi,
                     sqrt_table(), self._stats)
-            nblocks = 1
-            if self.out_size > 1 and self.out_size * self.in_size >= PARALLEL_MIN_DEVICES:
+            if ptype != K.PULSE_STOCHASTIC:
+                K.pulsed_update_counts(*args)
+            elif self.out_size > 1 and self.out_size * self.in_size >= PARALLEL_MIN_DEVICES:
                 # numba.get_num_threads() takes a process lock: ask only for tiles that may run in parallel
                 nthreads = _num_threads() if self.threads is None else int(self.threads)
                 if nthreads > 1:
-                    nblocks = min(nthreads * 4, self.out_size)
-            K.pulsed_update(*args, nblocks)
+                    K.pulsed_update(*args, min(nthreads * 4, self.out_size))
+                else:
+                    _run_single_threaded(K.pulsed_update, args + (1,))
+            else:
+                _run_single_threaded(K.pulsed_update, args + (1,))
             self._sync_stats()
         self._t["update"] += B
         self.counters["n_updates"] += B

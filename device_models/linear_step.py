@@ -47,10 +47,10 @@ class LinearStepDevice(PulsedDevice):
     def validate(self) -> None:
         super().validate()
         owner = type(self).__name__
-        check_float(self.gamma_up, "gamma_up", owner, -1e6, 1e6)
-        check_float(self.gamma_down, "gamma_down", owner, -1e6, 1e6)
-        check_float(self.gamma_up_dtod, "gamma_up_dtod", owner, 0.0, 1e6)
-        check_float(self.gamma_down_dtod, "gamma_down_dtod", owner, 0.0, 1e6)
+        check_float(self.gamma_up, "gamma_up", owner)
+        check_float(self.gamma_down, "gamma_down", owner)
+        check_float(self.gamma_up_dtod, "gamma_up_dtod", owner, 0.0)
+        check_float(self.gamma_down_dtod, "gamma_down_dtod", owner, 0.0)
         check_bool(self.allow_increasing, "allow_increasing", owner)
         check_bool(self.mean_bound_reference, "mean_bound_reference", owner)
         check_bool(self.mult_noise, "mult_noise", owner)

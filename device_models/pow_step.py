@@ -44,10 +44,10 @@ class PowStepDevice(PulsedDevice):
     def validate(self) -> None:
         super().validate()
         owner = type(self).__name__
-        check_float(self.pow_gamma, "pow_gamma", owner, 0.0, 1e6, closed_lo=False)
-        check_float(self.pow_gamma_dtod, "pow_gamma_dtod", owner, 0.0, 1e6)
-        check_float(self.pow_up_down, "pow_up_down", owner, -1e6, 1e6)
-        check_float(self.pow_up_down_dtod, "pow_up_down_dtod", owner, 0.0, 1e6)
+        check_float(self.pow_gamma, "pow_gamma", owner, 0.0, closed_lo=False)
+        check_float(self.pow_gamma_dtod, "pow_gamma_dtod", owner, 0.0)
+        check_float(self.pow_up_down, "pow_up_down", owner)
+        check_float(self.pow_up_down_dtod, "pow_up_down_dtod", owner, 0.0)
 
     def _gammas(self):
         beta = self.pow_up_down

@@ -47,10 +47,10 @@ class SoftBoundsReferenceDevice(PulsedDevice):
         super().validate()
         owner = type(self).__name__
         check_bool(self.mult_noise, "mult_noise", owner)
-        check_float(self.slope_up_dtod, "slope_up_dtod", owner, 0.0, 1e6)
-        check_float(self.slope_down_dtod, "slope_down_dtod", owner, 0.0, 1e6)
-        check_float(self.reference_mean, "reference_mean", owner, -1e6, 1e6)
-        check_float(self.reference_std, "reference_std", owner, 0.0, 1e6)
+        check_float(self.slope_up_dtod, "slope_up_dtod", owner, 0.0)
+        check_float(self.slope_down_dtod, "slope_down_dtod", owner, 0.0)
+        check_float(self.reference_mean, "reference_mean", owner)
+        check_float(self.reference_std, "reference_std", owner, 0.0)
         check_bool(self.subtract_symmetry_point, "subtract_symmetry_point", owner)
 
     def q_plus(self, w):

@@ -177,7 +177,7 @@ def _clip(v, lo, hi):
     return v
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def one_pulse(w, up, su, sd, lu, ld, ref, lo, hi, model, noise_mode, sigma, tp, z):
     """Hidden weight after one pulse (``up`` True: potentiation) with cycle-to-cycle deviate ``z``."""
     if model == MODEL_LINEAR:
@@ -249,7 +249,7 @@ def one_pulse(w, up, su, sd, lu, ld, ref, lo, hi, model, noise_mode, sigma, tp, 
     return w
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _table_pulse(w, up, su, sd, lo, hi, tp, u):
     """Measured lookup-table device: dG quantile table vs G, sampled at CDF level ``u`` in [0, 1).
 
@@ -303,7 +303,7 @@ def linear_derived(dp, sigma):
         dp[row_r] = np.where(a > 0.0, np.abs(l_) * sigma / np.where(a > 0.0, a, 1.0), np.inf)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _closed_form_linear(dp, i, j, w, n, up, noise_mode, sigma, z, sq):
     """``n`` same-sign pulses on a linear-family device at once. Returns ``(ok, w_new)``.
 
@@ -372,7 +372,7 @@ def _closed_form_linear(dp, i, j, w, n, up, noise_mode, sigma, z, sq):
     return True, wn - ref
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _pulse_loop(w, n, up, su, sd, lu, ld, ref, lo, hi, model, noise_mode, sigma, tp, key, idx, ki, wi, fi):
     """``n`` pulses simulated one by one; returns ``(w_new, next idx)``."""
     for _ in range(n):
@@ -386,7 +386,7 @@ def _pulse_loop(w, n, up, su, sd, lu, ld, ref, lo, hi, model, noise_mode, sigma,
     return w, idx
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _apply_device(dp, i, j, w, n, up, model, noise_mode, sigma, tp, closed_form, key, idx, ki, wi, fi, sq):
     """Apply ``n`` same-sign pulses to device ``(i, j)`` at hidden weight ``w``; returns (w_new, next idx)."""
     if closed_form and model == MODEL_LINEAR and n > 1:
@@ -403,7 +403,24 @@ def _apply_device(dp, i, j, w, n, up, model, noise_mode, sigma, tp, closed_form,
 
 # --------------------------------------------------------------------------------------------------------
 # rows workers
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
+def _pulse_device(w, w_app, dp, cnt, i, j, n, up, model, noise_mode, sigma, wn_std, tp, closed_form, dkey,
+                  ki, wi, fi, sq):
+    """``n`` same-sign pulses on device ``(i, j)``: new hidden weight, write noise, pulse counters.
+
+    The device's random words start at ``(i * in_size + j) << 20`` of the sample's device stream.
+    """
+    idx = int64((i * w.shape[1] + j) << 20)
+    wv, idx = _apply_device(dp, i, j, float64(w[i, j]), n, up, model, noise_mode, sigma, tp, closed_form,
+                            dkey, idx, ki, wi, fi, sq)
+    w[i, j] = wv
+    if wn_std > 0.0:
+        zz, idx = normal(dkey, idx, ki, wi, fi)
+        w_app[i, j] = wv + wn_std * zz
+    cnt[i, j, 0 if up else 1] += n
+
+
+@njit(forceinline=True, error_model="numpy")
 def _rows_stochastic(r0, r1, w, w_app, dp, cnt, xbits, xsign, act, nact, dbits, dsign,
                      model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sq):
     """Apply the coincidences of rows ``r0..r1-1``. Returns (pulses, up pulses)."""
@@ -426,23 +443,15 @@ def _rows_stochastic(r0, r1, w, w_app, dp, cnt, xbits, xsign, act, nact, dbits, 
             if n == 0:
                 continue
             up = ds * xsign[j] < 0
-            idx = int64((i * in_size + j) << 20)
-            wv, idx = _apply_device(dp, i, j, float64(w[i, j]), n, up, model, noise_mode, sigma, tp, closed_form,
-                                    dkey, idx, ki, wi, fi, sq)
-            w[i, j] = wv
-            if wn_std > 0.0:
-                zz, idx = normal(dkey, idx, ki, wi, fi)
-                w_app[i, j] = wv + wn_std * zz
-            if up:
-                cnt[i, j, 0] += n
-                tot_up += n
-            else:
-                cnt[i, j, 1] += n
+            _pulse_device(w, w_app, dp, cnt, i, j, n, up, model, noise_mode, sigma, wn_std, tp, closed_form,
+                          dkey, ki, wi, fi, sq)
             tot += n
+            if up:
+                tot_up += n
     return tot, tot_up
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _rows_counts(r0, r1, w, w_app, dp, cnt, xc, dc, bl, ptype,
                  model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sq):
     """Deterministic coincidences (mean count / deterministic implicit) for rows ``r0..r1-1``."""
@@ -466,19 +475,11 @@ def _rows_counts(r0, r1, w, w_app, dp, cnt, xc, dc, bl, ptype,
             if n == 0:
                 continue
             up = c < 0
-            idx = int64((i * in_size + j) << 20)
-            wv, idx = _apply_device(dp, i, j, float64(w[i, j]), n, up, model, noise_mode, sigma, tp, closed_form,
-                                    dkey, idx, ki, wi, fi, sq)
-            w[i, j] = wv
-            if wn_std > 0.0:
-                zz, idx = normal(dkey, idx, ki, wi, fi)
-                w_app[i, j] = wv + wn_std * zz
-            if up:
-                cnt[i, j, 0] += n
-                tot_up += n
-            else:
-                cnt[i, j, 1] += n
+            _pulse_device(w, w_app, dp, cnt, i, j, n, up, model, noise_mode, sigma, wn_std, tp, closed_form,
+                          dkey, ki, wi, fi, sq)
             tot += n
+            if up:
+                tot_up += n
     return tot, tot_up
 
 
@@ -545,11 +546,13 @@ def pulsed_update(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_
     up/down pulse counters; sample ``s`` uses random stream ``sub_key(key, t0 + s)``; ``stats`` (5,) int64
     accumulates pulses, pulse cycles, slots, up and down pulses. Within a sample the rows are split into
     ``nblocks`` blocks run in parallel (``nblocks=1``: one thread). Results do not depend on ``nblocks``
-    or the thread count: random numbers depend only on (key, sample, device).
+    or the thread count: random numbers depend only on (key, sample, device). ``ptype`` is
+    ``PULSE_STOCHASTIC`` here; the deterministic types go through :func:`pulsed_update_counts` (a separate
+    kernel so that each compiles only what it runs).
 
     The kernel is compiled with ``parallel=True`` even when run on one block: numba then compiles the
-    row loop with its arguments marked ``noalias``, which makes it 2-4x faster than the same loop in a
-    plain ``@njit`` function (measured, see ``crossbar-sim bench``).
+    row loop with its arguments marked ``noalias``, which measured 2-4x faster than the same loop in a
+    plain ``@njit`` function.
     """
     out_size, in_size = w.shape
     nw = (desired_bl + 63) // 64
@@ -565,7 +568,7 @@ def pulsed_update(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_
     for s in range(X.shape[0]):
         skey = sub_key(key, t0 + s)
         dkey = sub_key(skey, 2)
-        bl, nact = _prepare_sample(X[s], D[s], lr, g, desired_bl, ublm, um, um_grad_scale, ptype,
+        bl, nact = _prepare_sample(X[s], D[s], lr, g, desired_bl, ublm, um, um_grad_scale, PULSE_STOCHASTIC,
                                    sub_key(skey, 1), xbits, xsign, dbits, dsign, act, xc, dc)
         if bl == 0:
             continue
@@ -576,12 +579,8 @@ def pulsed_update(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_
         for b in prange(nblocks):
             r0 = b * bs
             r1 = min(out_size, r0 + bs)
-            if ptype == PULSE_STOCHASTIC:
-                t, tu = _rows_stochastic(r0, r1, w, w_app, dp, cnt, xbits, xsign, act, nact, dbits, dsign,
-                                         model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sq)
-            else:
-                t, tu = _rows_counts(r0, r1, w, w_app, dp, cnt, xc, dc, bl, ptype, model, noise_mode, sigma,
-                                     wn_std, tp, closed_form, dkey, ki, wi, fi, sq)
+            t, tu = _rows_stochastic(r0, r1, w, w_app, dp, cnt, xbits, xsign, act, nact, dbits, dsign,
+                                     model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sq)
             part[b, 0] = t
             part[b, 1] = tu
         tot = int64(0)
@@ -589,6 +588,40 @@ def pulsed_update(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_
         for b in range(nblocks):
             tot += part[b, 0]
             tot_up += part[b, 1]
+        stats[ST_PULSES] += tot
+        stats[ST_UP] += tot_up
+        stats[ST_DOWN] += tot - tot_up
+
+
+@njit(cache=True, error_model="numpy")
+def pulsed_update_counts(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_scale, ptype,
+                         model, noise_mode, sigma, wn_std, tp, closed_form, key, t0, ki, wi, fi, sq, stats):
+    """As :func:`pulsed_update` for the deterministic pulse types (``PULSE_MEAN_COUNT``: aihwkit MeanCount,
+    ``PULSE_DETERMINISTIC``: deterministic implicit). Single-threaded: these exist to reproduce aihwkit's
+    deterministic cases and to fix pulse counts in tests, not for speed."""
+    out_size, in_size = w.shape
+    row0 = out_size - out_size  # a runtime, not literal, 0 (a literal makes numba specialise the worker)
+    nw = (desired_bl + 63) // 64
+    xbits = np.zeros((in_size, nw), np.uint64)
+    dbits = np.zeros((out_size, nw), np.uint64)
+    xsign = np.zeros(in_size, np.int8)
+    dsign = np.zeros(out_size, np.int8)
+    act = np.zeros(in_size, np.int64)
+    xc = np.zeros(in_size, np.float32)
+    dc = np.zeros(out_size, np.float32)
+    for s in range(X.shape[0]):
+        skey = sub_key(key, t0 + s)
+        dkey = sub_key(skey, 2)
+        bl, nact = _prepare_sample(X[s], D[s], lr, g, desired_bl, ublm, um, um_grad_scale, ptype,
+                                   sub_key(skey, 1), xbits, xsign, dbits, dsign, act, xc, dc)
+        if bl == 0:
+            continue
+        stats[ST_CYCLES] += 1
+        stats[ST_SLOTS] += bl
+        if nact == 0:
+            continue
+        tot, tot_up = _rows_counts(row0, out_size, w, w_app, dp, cnt, xc, dc, bl, ptype, model, noise_mode,
+                                   sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sq)
         stats[ST_PULSES] += tot
         stats[ST_UP] += tot_up
         stats[ST_DOWN] += tot - tot_up
@@ -621,7 +654,7 @@ def expected_update(w, dp, X, D, lr, g, model, tp):
                 ref = float64(dp[i, j, REF])
                 # one pulse without noise, then scale the change by the expected number of pulses
                 wp = one_pulse(wv, up, float64(dp[i, j, SU]), float64(dp[i, j, SD]), float64(dp[i, j, LU]),
-                               float64(dp[i, j, LD]), ref, -np.inf, np.inf, model, NOISE_MULT, 0.0, tp,
+                               float64(dp[i, j, LD]), ref, lo, hi, model, NOISE_MULT, 0.0, tp,
                                0.5 if model == MODEL_TABLE else 0.0)
                 wn = wv + (wp - wv) * (abs(delta) / g)
                 w[i, j] = _clip(wn + ref, lo, hi) - ref
