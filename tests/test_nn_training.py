@@ -1,6 +1,7 @@
 """Networks on tiles with real data: perfect analog == digital step for step, every algorithm on conv layers,
 divergence handling and the HDF5 record, the paper's experiment config, schedules, the train CLI."""
 import json
+import os
 
 import h5py
 import numpy as np
@@ -18,7 +19,9 @@ PERFECT = IOParameters(is_perfect=True)
 
 
 def _installed(name):
-    return DATASETS[name].locate() is not None or cache_file(name).is_file()
+    # CI sets CROSSBAR_SIM_REQUIRE_DATA=mnist after 'crossbar-sim data install': a missing dataset fails there
+    required = name in os.environ.get("CROSSBAR_SIM_REQUIRE_DATA", "").split(",")
+    return required or DATASETS[name].locate() is not None or cache_file(name).is_file()
 
 
 needs_mnist = pytest.mark.skipif(not _installed("mnist"), reason="MNIST is not installed: run "
