@@ -204,3 +204,23 @@ def test_train_cli_bad_override(capsys):
     rc = cli_main(["train", "--set", "update.no_such=1", "--out", "/nonexistent/x.h5"])
     assert rc == 2
     assert "Unknown key 'update.no_such'" in capsys.readouterr().err
+
+
+@needs_mnist
+def test_train_cli_named_experiment_writes_every_run_and_the_table(tmp_path, capsys):
+    out = tmp_path / "paper.h5"
+    rc = cli_main(["train", "--experiment", "mnist_paper", "--models", "fcn", "--algorithms", "tiki_taka",
+                   "digital_sgd", "--taus", "0.78", "--epochs", "1", "--n-train", "20", "--n-test", "10",
+                   "--no-progress", "--out", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "fcn_tiki_taka_tau0.78_seed0" in text and "fcn_digital_sgd_seed0" in text
+    assert "97.62" in text and "98.15" in text  # the paper's 80-epoch numbers beside ours
+    r = read_run(out, "fcn_tiki_taka_tau0.78_seed0")
+    assert r["status"] == "complete" and r["config"]["net"]["transfer"]["fast_lr"] == 0.01
+    assert r["config"]["net"]["n_train"] == 20 and list(r["metrics"]["steps"]) == [0, 1]  # before training, epoch 1
+
+
+def test_sweep_points_network_experiments_to_train(capsys):
+    assert cli_main(["sweep", "mnist_paper", "--dry-run"]) == 2
+    assert "crossbar-sim train --experiment mnist_paper" in capsys.readouterr().err

@@ -94,7 +94,7 @@ def profile_split(model, algorithm, samples, data=None) -> dict:
     else:
         upd = c("compound.py", "_update") + c("buffered.py", "_update") - transfer
     kernel_upd = c("update.py", "pulsed_update")
-    kernel_io = c("mvm.py", "io_prepare") + c("mvm.py", "io_finish")
+    kernel_io = c("mvm.py", "mvm_prepare") + c("mvm.py", "mvm_finish")
     rest = total - fwd - bwd - upd - transfer
     return {"model": model, "algorithm": algorithm, "samples": samples, "total_s": total,
             "forward_mvm_s": fwd, "backward_mvm_s": bwd, "pulsed_update_s": upd, "transfer_s": transfer,
