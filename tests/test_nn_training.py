@@ -144,6 +144,9 @@ def test_hdf5_record_has_every_array_of_every_tile(tmp_path, mnist_small):
         assert g["tiles/layer4/C/device/max_bound"].shape == (10, 128)
         assert g["tiles/layer4/A/counters/n_pulses"][()] > 0
         assert g["metrics/test_acc"].attrs["units"].startswith("fraction")
+        scales = [float(l.alpha.value[0]) for l in tr.model.weight_layers().values()]
+        assert g["metrics/out_scale_last"][-1] == pytest.approx(scales[-1])  # the learnable output scales
+        assert g["metrics/out_scale_min"][-1] == pytest.approx(min(scales)) and scales[-1] != 1.0  # (trained)
         assert f.attrs["format"] == "crossbar-sim" and f.attrs["format_version"] == 1
 
 

@@ -37,6 +37,9 @@ METRIC_UNITS = {
     "epoch_time_s": "wall time of the epoch's training (s)",
     "pulses": "device pulses applied so far (all arrays, all layers)",
     "transfers": "transfer events so far (all layers)",
+    "out_scale_min": "smallest learnable output scale over the weight layers (NaN without learn_out_scaling)",
+    "out_scale_last": "learnable output scale of the last weight layer (NaN without learn_out_scaling); a collapse "
+                      "to ~0 stops the error from reaching every tile",
 }
 
 
@@ -271,6 +274,11 @@ class NetTrainer:
         metrics = dict(metrics)
         metrics["pulses"] = float(_counter_sum(self.model, "n_pulses"))
         metrics["transfers"] = float(_counter_sum(self.model, "n_transfers"))
+        scales = [float(l.alpha.value[0]) if l.alpha is not None else np.nan
+                  for l in self.model.weight_layers().values()]
+        have = [v for v in scales if not np.isnan(v)]
+        metrics["out_scale_min"] = min(have) if have else np.nan
+        metrics["out_scale_last"] = scales[-1] if scales else np.nan
         self.history_epochs.append(self.epoch)
         for k in METRIC_UNITS:
             self.history[k].append(float(metrics.get(k, np.nan)))
