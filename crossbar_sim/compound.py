@@ -22,7 +22,7 @@ from . import _validation as V
 from .config import Config
 from .errors import ConfigError, ShapeError
 from .params import IOParameters, TileConfig, UpdateParameters
-from .periphery import analog_mvm
+from .periphery import analog_mvm, read_columns
 from .rng import key_from_seedseq, make_seedseq
 from .tile import AnalogTile, check_state, zig_tables
 
@@ -213,21 +213,31 @@ class TikiTakaTile:
     # ------------------------------------------------------------------ MVMs
     def forward(self, x, io=None) -> np.ndarray:
         X = V.as_batch(x, "x", self.in_size)
+        y = self._forward(X, io)
+        return y[0] if np.ndim(x) == 1 else y
+
+    def _forward(self, X, io=None) -> np.ndarray:
+        """:meth:`forward` of a validated batch (the internal fast path)."""
         io = self.config.forward if io is None else io
         y = analog_mvm(self._weights_view(), X, io, self._keys["forward"], self._t["forward"], zig_tables(),
                        transposed=False, allow_bm=True, counters=self.counters)
         self._t["forward"] += 1
         self.counters["n_forward"] += X.shape[0]
-        return y[0] if np.ndim(x) == 1 else y
+        return y
 
     def backward(self, d, io=None) -> np.ndarray:
         D = V.as_batch(d, "d", self.out_size)
+        z = self._backward(D, io)
+        return z[0] if np.ndim(d) == 1 else z
+
+    def _backward(self, D, io=None) -> np.ndarray:
+        """:meth:`backward` of a validated batch (the internal fast path)."""
         io = self.config.backward if io is None else io
         z = analog_mvm(self._weights_view(), D, io, self._keys["backward"], self._t["backward"], zig_tables(),
                        transposed=True, allow_bm=False, counters=self.counters)
         self._t["backward"] += 1
         self.counters["n_backward"] += D.shape[0]
-        return z[0] if np.ndim(d) == 1 else z
+        return z
 
     # ------------------------------------------------------------------ update
     def update(self, x, d, lr: float) -> None:
@@ -237,6 +247,10 @@ class TikiTakaTile:
         if X.shape[0] != D.shape[0]:
             raise ShapeError(f"'x' and 'd' must have the same batch size. Got {X.shape[0]} and {D.shape[0]}.")
         lr = V.check_float(lr, "lr", "TikiTakaTile.update", 0.0, None)
+        self._update(X, D, lr)
+
+    def _update(self, X, D, lr: float) -> None:
+        """:meth:`update` of validated arrays (the internal fast path)."""
         tc = self.config.device
         fast_lr = tc.fast_lr if tc.fast_lr > 0 else lr
         every = tc.transfer_period(X.shape[0])
@@ -248,7 +262,7 @@ class TikiTakaTile:
                 s1 = min(B, s0 + to_next)
             else:
                 s1 = B
-            self.a.update(X[s0:s1], D[s0:s1], fast_lr)
+            self.a._update(X[s0:s1], D[s0:s1], fast_lr)
             self.samples_seen += s1 - s0
             if every > 0 and self.samples_seen % every == 0:
                 self.transfer(lr)
@@ -261,11 +275,12 @@ class TikiTakaTile:
         cols = (self.pointer + np.arange(n)) % self.in_size
         E = np.zeros((n, self.in_size), np.float32)
         E[np.arange(n), cols] = 1.0
-        Y = analog_mvm(self.a._w_app, E, self.transfer_io, self._keys["transfer"], self._t["transfer"],
-                       zig_tables(), transposed=False, allow_bm=False, counters=self.counters)
+        # bit for bit analog_mvm(A, E) (transfer_io has bound management off), without the one-hot GEMM
+        Y = read_columns(self.a._w_app, cols, self.transfer_io, self._keys["transfer"], self._t["transfer"],
+                         zig_tables(), counters=self.counters, allow_bm=False)
         self._t["transfer"] += 1
         lr_t = tc.transfer_lr * lr if tc.scale_transfer_lr else tc.transfer_lr
-        self.c.update(E, -Y, lr_t)
+        self.c._update(E, -Y, lr_t)
         self.pointer = int((self.pointer + n) % self.in_size)
         self.counters["n_transfers"] += 1
         self.counters["n_transfer_reads"] += n

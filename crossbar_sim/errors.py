@@ -27,3 +27,7 @@ class DivergenceError(SimulatorError, ArithmeticError):
 
 class FormatError(SimulatorError):
     """A file is not a crossbar-sim result file, is truncated, or has an unknown format version."""
+
+
+class DatasetNotFoundError(SimulatorError):
+    """A dataset is neither cached nor installed, or fails its checks; the message says how to get it."""

@@ -195,23 +195,34 @@ class AnalogTile:
     def forward(self, x, io=None) -> np.ndarray:
         """``y = W x`` through the forward periphery. ``x``: (in_size,) or (batch, in_size)."""
         X = V.as_batch(x, "x", self.in_size, finite=False)  # analog_mvm checks inf/NaN
+        y = self._forward(X, io)
+        return y[0] if X is not x and (x.ndim if type(x) is np.ndarray else np.ndim(x)) == 1 else y
+
+    def _forward(self, X, io=None) -> np.ndarray:
+        """:meth:`forward` of a batch ``X`` (C-contiguous float32 of the right shape; analog_mvm checks
+        inf/NaN); returns (batch, out_size). The internal path of the network layers."""
         io = self.config.forward if io is None else io
         y = analog_mvm(self._w_app, X, io, self._keys["forward"], self._t["forward"], None, False, True,
                        self.counters)
         self._t["forward"] += 1
         self.counters["n_forward"] += X.shape[0]
-        return y[0] if X is not x and (x.ndim if type(x) is np.ndarray else np.ndim(x)) == 1 else y
+        return y
 
     def backward(self, d, io=None) -> np.ndarray:
         """``z = W^T d`` through the backward periphery (no bound management). ``d``: (out_size,) or
         (batch, out_size)."""
         D = V.as_batch(d, "d", self.out_size, finite=False)  # analog_mvm checks inf/NaN
+        z = self._backward(D, io)
+        return z[0] if D is not d and (d.ndim if type(d) is np.ndarray else np.ndim(d)) == 1 else z
+
+    def _backward(self, D, io=None) -> np.ndarray:
+        """:meth:`backward` of a batch ``D`` (as :meth:`_forward`); returns (batch, in_size)."""
         io = self.config.backward if io is None else io
         z = analog_mvm(self._w_app, D, io, self._keys["backward"], self._t["backward"], None, True, False,
                        self.counters)
         self._t["backward"] += 1
         self.counters["n_backward"] += D.shape[0]
-        return z[0] if D is not d and (d.ndim if type(d) is np.ndarray else np.ndim(d)) == 1 else z
+        return z
 
     # ------------------------------------------------------------------ update
     def update(self, x, d, lr: float, granularity: float | None = None, update=None) -> None:
@@ -234,6 +245,13 @@ class AnalogTile:
         if X.shape[0] != D.shape[0]:
             raise ShapeError(f"'x' and 'd' must have the same batch size. Got {X.shape[0]} and {D.shape[0]}.")
         lr = V.check_float(lr, "lr", "AnalogTile.update", 0.0, None)
+        self._update(X, D, lr, granularity, update)
+
+    def _update(self, X, D, lr: float, granularity=None, update=None) -> None:
+        """:meth:`update` without validation: ``X``, ``D`` C-contiguous float32 (batch, in/out), finite, ``lr`` >= 0.
+
+        The internal fast path of compound tiles and network layers (which produce their inputs themselves).
+        """
         up = self.config.update if update is None else update
         g = self.devices.granularity if granularity is None else float(granularity)
         ptype = _PTYPE[up.pulse_type]
@@ -255,11 +273,15 @@ class AnalogTile:
                     up.um_grad_scale, ptype, dev.model, dev.noise_mode, dev.dw_min_std, dev.write_noise, dev.tp,
                     up.closed_form, np.uint64(self._keys["update"]), np.uint64(self._t["update"]), ki, wi, fi,
                     sqrt_table(), self._stats)
-            nthreads = _num_threads() if self.threads is None else int(self.threads)
             if ptype != K.PULSE_STOCHASTIC:
                 K.pulsed_update_counts(*args)
-            elif nthreads > 1 and self.out_size > 1 and self.out_size * self.in_size >= PARALLEL_MIN_DEVICES:
-                K.pulsed_update(*args, min(nthreads * 4, self.out_size))
+            elif self.out_size > 1 and self.out_size * self.in_size >= PARALLEL_MIN_DEVICES:
+                # numba.get_num_threads() takes a process lock: ask only for tiles that may run in parallel
+                nthreads = _num_threads() if self.threads is None else int(self.threads)
+                if nthreads > 1:
+                    K.pulsed_update(*args, min(nthreads * 4, self.out_size))
+                else:
+                    _run_single_threaded(K.pulsed_update, args + (1,))
             else:
                 _run_single_threaded(K.pulsed_update, args + (1,))
             self._sync_stats()

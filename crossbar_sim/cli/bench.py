@@ -17,7 +17,16 @@ def add_parser(sub):
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--kind", choices=("update", "forward", "all"), default="all", help="what to time")
+    p.add_argument("--kind", choices=("update", "forward", "all", "mnist"), default="all",
+                   help="what to time; 'mnist': one MNIST training epoch in the paper's setting (FCN and CNN, "
+                        "analog SGD and Tiki-Taka, full pulse update and periphery), per-call overhead and a "
+                        "profile split (see crossbar_sim.nn.bench)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="mnist: training samples timed (default 60000 FCN, 4000 CNN; extrapolated to 60k)")
+    p.add_argument("--models", nargs="+", default=["fcn", "cnn"], choices=("fcn", "cnn"), help="mnist: networks")
+    p.add_argument("--algorithms", nargs="+", default=["analog_sgd", "tiki_taka"],
+                   choices=("analog_sgd", "tiki_taka", "ttv2", "chopped_ttv2", "agad", "digital_sgd"),
+                   help="mnist: algorithms")
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024], help="square tile sizes")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 64], help="samples per update call")
     p.add_argument("--threads", type=int, nargs="+", default=[1], help="numba threads (one run per value)")
@@ -38,6 +47,17 @@ def run(args) -> int:
             raise ConfigError(f"--batches must be positive. Got {b}.")
     if args.repeat < 1:
         raise ConfigError(f"--repeat must be >= 1. Got {args.repeat}.")
+    if args.kind == "mnist":
+        from crossbar_sim.nn.bench import run_mnist_bench
+
+        if args.samples is not None and args.samples < 1:
+            raise ConfigError(f"--samples must be positive. Got {args.samples}.")
+        rows = run_mnist_bench(tuple(args.models), tuple(args.algorithms), tuple(args.threads), args.samples,
+                               progress=print)
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(rows, fh, indent=1)
+        return 0
     kinds = ("update", "forward") if args.kind == "all" else (args.kind,)
     rows = run_benchmarks(args.sizes, args.batches, args.threads, kinds, args.repeat, progress=print)
     if args.json:

@@ -1,0 +1,91 @@
+"""The paper's networks (arXiv 2406.12774, section 5) and the tiles their weight layers live on.
+
+* ``fcn``: 784-256-128-10, sigmoid activations (batch 10 in the paper);
+* ``cnn``: conv 1->16 5x5, tanh, maxpool 2, conv 16->32 5x5, tanh, maxpool 2, flatten (512),
+  FC 512->128, tanh, FC 128->10 (batch 8 in the paper).
+
+The output layer feeds the softmax cross-entropy (NLL of log-softmax). Any weight layer can be digital or
+analog (``analog_layers``); analog layers use the algorithm's tile (analog SGD, Tiki-Taka v1, TTv2, c-TTv2,
+AGAD), digital ones a floating-point :class:`~crossbar_sim.nn.layers.DigitalTile`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..buffered import BufferedTransfer, BufferedTransferTile, ChoppedTransfer, DynamicTransfer, with_transfer_params
+from ..compound import CompoundTileConfig, TikiTakaTile, TransferCompound
+from ..params import TileConfig
+from ..tile import AnalogTile
+from .layers import (ACTIVATIONS, AnalogConv2d, AnalogLinear, DigitalTile, Flatten, MaxPool2d, Sequential)
+
+MODELS = ("fcn", "cnn")
+ALGORITHMS = ("digital_sgd", "analog_sgd", "tiki_taka", "ttv2", "chopped_ttv2", "agad")
+
+#: (kind, arguments) of the weight layers of each model, in order
+LAYER_SPECS = {
+    "fcn": [("linear", 784, 256), ("linear", 256, 128), ("linear", 128, 10)],
+    "cnn": [("conv", 1, 16, 5), ("conv", 16, 32, 5), ("linear", 512, 128), ("linear", 128, 10)],
+}
+
+
+def n_weight_layers(model: str) -> int:
+    return len(LAYER_SPECS[model])
+
+
+def make_tile(cfg, out_size: int, in_size: int, seed, analog: bool = True):
+    """The tile of one weight layer for run config ``cfg`` (a :class:`~crossbar_sim.nn.training.NetConfig`)."""
+    if not analog or cfg.algorithm == "digital_sgd":
+        return DigitalTile(out_size, in_size)
+    dev = cfg.resolved_device()
+    if cfg.algorithm == "analog_sgd":
+        tc = TileConfig(device=dev, update=cfg.update, forward=cfg.forward, backward=cfg.backward)
+        return AnalogTile(out_size, in_size, tc, seed=seed)
+    tp = cfg.transfer
+    if cfg.algorithm == "tiki_taka":
+        comp = TransferCompound.from_params(tp, dev)
+        return TikiTakaTile(out_size, in_size, CompoundTileConfig(device=comp, update=cfg.update,
+                                                                  forward=cfg.forward, backward=cfg.backward), seed=seed)
+    cls = {"ttv2": BufferedTransfer, "chopped_ttv2": ChoppedTransfer, "agad": DynamicTransfer}[cfg.algorithm]
+    kw = dict(cfg.transfer_extra)
+    if cls is not BufferedTransfer:
+        kw.setdefault("units_in_mbatch", tp.units_in_mbatch)
+    comp = with_transfer_params(cls, tp, dev, **kw)
+    return BufferedTransferTile(out_size, in_size, CompoundTileConfig(device=comp, update=cfg.update,
+                                                                      forward=cfg.forward, backward=cfg.backward),
+                                seed=seed)
+
+
+def build_model(cfg, seed) -> Sequential:
+    """The network of ``cfg.model`` with its weight layers on tiles; initialisation and tile seeds from ``seed``."""
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    s_init, s_tiles = ss.spawn(2)
+    rng = np.random.default_rng(s_init)
+    specs = LAYER_SPECS[cfg.model]
+    tile_seeds = s_tiles.spawn(len(specs))
+    analog = cfg.analog_mask()
+    digital_run = cfg.algorithm == "digital_sgd"
+    layers = []
+    act = ACTIVATIONS["sigmoid" if cfg.model == "fcn" else "tanh"]
+    for k, spec in enumerate(specs):
+        is_analog = analog[k] and not digital_run
+        # the output scale and the bias follow aihwkit's mapping on analog layers; digital layers are plain
+        scaling = cfg.learn_out_scaling and is_analog
+        analog_bias = (not cfg.digital_bias) and is_analog
+        if spec[0] == "linear":
+            _, n_in, n_out = spec
+            tile = make_tile(cfg, n_out, n_in + (1 if analog_bias else 0), tile_seeds[k], is_analog)
+            layers.append(AnalogLinear(n_in, n_out, tile, bias=True, analog_bias=analog_bias, out_scaling=scaling,
+                                       rng=rng))
+        else:
+            _, c_in, c_out, ks = spec
+            tile = make_tile(cfg, c_out, c_in * ks * ks + (1 if analog_bias else 0), tile_seeds[k], is_analog)
+            layers.append(AnalogConv2d(c_in, c_out, ks, tile, bias=True, analog_bias=analog_bias,
+                                       out_scaling=scaling, rng=rng))
+        last = k == len(specs) - 1
+        if not last:
+            layers.append(act())
+            if spec[0] == "conv":
+                layers.append(MaxPool2d(2))
+                if specs[k + 1][0] == "linear":
+                    layers.append(Flatten())
+    return Sequential(layers)

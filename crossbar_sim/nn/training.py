@@ -1,0 +1,384 @@
+"""Training a network on tiles with real data (MNIST, Fashion-MNIST): config, loop, evaluation.
+
+One step reads top to bottom: forward through every layer (tiles through their periphery) -> softmax
+cross-entropy -> backward (tiles' transposed MVMs) -> step: every tile's pulsed update with its layer input and
+output gradient (analog SGD: onto W; Tiki-Taka family: onto A, then transfers on schedule) and plain SGD on the
+digital parameters (biases, output scales). After every epoch: test accuracy through the same analog forward
+pass, metrics, and (every ``snapshot_every`` epochs) snapshots of every array of every tile.
+
+A non-finite loss stops the run with :class:`~crossbar_sim.errors.DivergenceError`; the epochs finished before
+are kept (in the trainer and in the HDF5 file written by ``crossbar-sim train``).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_bool, check_choice, check_float, check_int
+from ..compound import TransferParams
+from ..config import Config
+from ..errors import ConfigError, DivergenceError, NonFiniteError
+from ..params import IOParameters, UpdateParameters
+from . import functional as F
+from .layers import analog_arrays, tile_arrays
+from .models import ALGORITHMS, MODELS, build_model, n_weight_layers
+from .schedules import SCHEDULES, lr_at
+
+METRIC_UNITS = {
+    "test_acc": "fraction of test images classified correctly (analog forward with periphery)",
+    "test_loss": "mean NLL of log-softmax on the test set",
+    "train_loss": "mean NLL of log-softmax over the epoch's mini-batches (during training)",
+    "train_acc": "fraction of training images classified correctly during the epoch",
+    "lr": "SGD learning rate of the epoch",
+    "epoch_time_s": "wall time of the epoch's training (s)",
+    "pulses": "device pulses applied so far (all arrays, all layers)",
+    "transfers": "transfer events so far (all layers)",
+    "out_scale_min": "smallest learnable output scale over the weight layers (NaN without learn_out_scaling)",
+    "out_scale_last": "learnable output scale of the last weight layer (NaN without learn_out_scaling); a collapse "
+                      "to ~0 stops the error from reaching every tile",
+}
+
+
+def _paper_transfer():
+    return TransferParams(fast_lr=0.01, n_reads_per_transfer=1, transfer_every=1.0)
+
+
+@dataclass(frozen=True, repr=False)
+class NetConfig(Config):
+    """One training run of a network on tiles.
+
+    Parameters
+    ----------
+    dataset : str
+        ``mnist`` or ``fashion-mnist`` (see :mod:`crossbar_sim.datasets`).
+    model : str
+        ``fcn`` (784-256-128-10, sigmoid) or ``cnn`` (the paper's LeNet-style network).
+    algorithm : str
+        ``digital_sgd``, ``analog_sgd``, ``tiki_taka`` (v1), ``ttv2``, ``chopped_ttv2`` or ``agad``.
+    analog_layers : str
+        ``all`` or a comma-separated list of weight-layer indices (0-based) that live on analog tiles; the others
+        are digital.
+    tau : float
+        Device bound ``w_max = -w_min = tau`` of the default device (SoftBoundsReference, aihwkit defaults
+        otherwise), used when ``device`` is None.
+    device : PulsedDevice or None
+        Device of every analog array (overrides ``tau``).
+    lr : float
+        SGD learning rate (the paper: 0.05 analog, 0.1 digital).
+    batch_size, epochs : int
+    schedule : str
+        ``step`` (StepLR(lr_step, lr_gamma), the paper's 35 and 0.1), ``constant`` or ``cosine``.
+    update, forward, backward : UpdateParameters, IOParameters
+        Pulse scheme and periphery of the tiles (aihwkit defaults).
+    transfer : TransferParams
+        Transfer hyper-parameters of the Tiki-Taka family (fast_lr 0.01, one column read per transfer, every
+        mini-batch, as the paper).
+    transfer_extra : dict
+        Further parameters of the TTv2 / c-TTv2 / AGAD compounds (e.g. ``{"in_chop_prob": 0.05}``).
+    learn_out_scaling, digital_bias : bool
+        aihwkit mapping options of analog layers (both on in the paper).
+    n_train, n_test : int
+        Use the first n images (0: all).
+    snapshot_every : int
+        Store every array of every tile every this many epochs (0: only at the end).
+    progress : bool
+        Progress bars (epoch, batch with running loss and accuracy).
+    """
+
+    dataset: str = "mnist"
+    model: str = "fcn"
+    algorithm: str = "tiki_taka"
+    analog_layers: str = "all"
+    tau: float = 0.78
+    device: Any = None
+    lr: float = 0.05
+    batch_size: int = 10
+    epochs: int = 10
+    schedule: str = "step"
+    lr_step: int = 35
+    lr_gamma: float = 0.1
+    update: UpdateParameters = field(default_factory=UpdateParameters)
+    forward: IOParameters = field(default_factory=IOParameters)
+    backward: IOParameters = field(default_factory=IOParameters)
+    transfer: TransferParams = field(default_factory=_paper_transfer)
+    transfer_extra: dict = field(default_factory=dict)
+    learn_out_scaling: bool = True
+    digital_bias: bool = True
+    n_train: int = 0
+    n_test: int = 0
+    eval_batch: int = 1000
+    snapshot_every: int = 5
+
+    def validate(self) -> None:
+        from crossbar_sim.device_models import PulsedDevice
+        from crossbar_sim.datasets import DATASETS
+
+        owner = type(self).__name__
+        check_choice(self.dataset, "dataset", owner, tuple(sorted(DATASETS)))
+        check_choice(self.model, "model", owner, MODELS)
+        check_choice(self.algorithm, "algorithm", owner, ALGORITHMS)
+        check_float(self.tau, "tau", owner, 0.0, 1e6, closed_lo=False)
+        check_float(self.lr, "lr", owner, 0.0, 1e6, closed_lo=False)
+        check_int(self.batch_size, "batch_size", owner, 1, 1 << 20)
+        check_int(self.epochs, "epochs", owner, 0, 1 << 20)
+        check_choice(self.schedule, "schedule", owner, SCHEDULES)
+        check_int(self.lr_step, "lr_step", owner, 1, 1 << 20)
+        check_float(self.lr_gamma, "lr_gamma", owner, 0.0, 1e6, closed_lo=False)
+        check_bool(self.learn_out_scaling, "learn_out_scaling", owner)
+        check_bool(self.digital_bias, "digital_bias", owner)
+        check_int(self.n_train, "n_train", owner, 0, 60000)
+        check_int(self.n_test, "n_test", owner, 0, 10000)
+        check_int(self.eval_batch, "eval_batch", owner, 1, 1 << 20)
+        check_int(self.snapshot_every, "snapshot_every", owner, 0, 1 << 20)
+        if self.device is not None and not isinstance(self.device, PulsedDevice):
+            raise ConfigError(f"The 'device' parameter of {owner} must be a device model or None. Got {self.device!r}.")
+        if not isinstance(self.transfer_extra, dict):
+            raise ConfigError(f"The 'transfer_extra' parameter of {owner} must be a dict. Got {self.transfer_extra!r}.")
+        self.analog_mask()
+
+    def resolved_device(self):
+        """The device of the analog arrays: ``device`` or SoftBoundsReference(w_max = -w_min = tau), aihwkit defaults."""
+        if self.device is not None:
+            return self.device
+        from crossbar_sim.device_models import asymmetric_linear_device
+
+        return asymmetric_linear_device(self.tau, dw_min=1e-3, variations=True)
+
+    def analog_mask(self) -> list:
+        n = n_weight_layers(self.model)
+        if self.analog_layers.strip() == "all":
+            return [True] * n
+        if self.analog_layers.strip() in ("", "none"):
+            return [False] * n
+        try:
+            idx = {int(s) for s in self.analog_layers.split(",") if s.strip()}
+        except ValueError:
+            idx = None
+        if idx is None or any(i < 0 or i >= n for i in idx):
+            raise ConfigError(f"The 'analog_layers' parameter of NetConfig must be 'all', 'none' or comma-separated "
+                              f"layer indices in [0, {n - 1}]. Got {self.analog_layers!r} instead.")
+        return [i in idx for i in range(n)]
+
+
+def prepare_data(cfg: NetConfig, data: dict | None = None) -> dict:
+    """Float32 inputs in [0, 1] (pixels / 255, no normalisation, as the paper), flattened for the FCN."""
+    from crossbar_sim.datasets import load_dataset
+
+    raw = load_dataset(cfg.dataset) if data is None else data
+    out = {}
+    for split, n in (("train", cfg.n_train), ("test", cfg.n_test)):
+        x = raw[f"x_{split}"]
+        y = raw[f"y_{split}"]
+        if n:
+            x, y = x[:n], y[:n]
+        x = x.astype(np.float32) / np.float32(255.0)
+        x = x.reshape(x.shape[0], -1) if cfg.model == "fcn" else x.reshape(x.shape[0], 1, 28, 28)
+        out[f"x_{split}"] = np.ascontiguousarray(x)
+        out[f"y_{split}"] = y.astype(np.int64)
+    return out
+
+
+def _counter_sum(model, key):
+    tot = 0
+    for layer in model.weight_layers().values():
+        t = layer.tile
+        for sub in analog_arrays(t).values():
+            tot += int(sub.counters.get(key, 0))
+        if hasattr(t, "a") and key in t.counters:
+            tot += int(t.counters[key])
+    return tot
+
+
+class NetTrainer:
+    """A network training run: ``run_epoch`` / ``evaluate`` / ``run``; records per epoch.
+
+    Parameters
+    ----------
+    config : NetConfig
+    seed : int
+        Run seed: weight initialisation, tile construction (device-to-device variation, pulse and periphery
+        noise streams) and data order come from independent streams spawned from it.
+    data : dict, optional
+        Raw arrays as :func:`crossbar_sim.datasets.load_dataset` returns them (default: loaded from the dataset).
+    """
+
+    def __init__(self, config: NetConfig, seed: int = 0, data: dict | None = None):
+        self.config = config
+        self.seed = int(seed)
+        self.data = prepare_data(config, data)
+        ss = np.random.SeedSequence(self.seed)
+        s_model, s_order = ss.spawn(2)
+        self.model = build_model(config, s_model)
+        self.order_rng = np.random.default_rng(s_order)
+        self.epoch = 0
+        self.history: dict[str, list] = {k: [] for k in METRIC_UNITS}
+        self.history_epochs: list[int] = []
+
+    # ------------------------------------------------------------------ one mini-batch
+    def train_step(self, xb, yb, lr):
+        model = self.model
+        try:
+            z = model.forward(xb)                      # forward through the tiles
+        except NonFiniteError as exc:                  # non-finite digital parameters reached a tile
+            raise DivergenceError(f"non-finite values in epoch {self.epoch + 1} (lr {lr:g}): {exc} The run is "
+                                  f"stopped, its record up to epoch {self.epoch} is kept.") from exc
+        loss, dz, correct = F.nll_loss(z, yb)          # softmax cross-entropy
+        if not math.isfinite(loss):
+            raise DivergenceError(f"the loss became {loss} in epoch {self.epoch + 1} (lr {lr:g}); the run is "
+                                  f"stopped, its record up to epoch {self.epoch} is kept.")
+        model.backward(dz)                             # transposed MVMs through the tiles
+        model.step(lr)                                 # pulsed updates (+ transfers) and digital SGD
+        return loss, correct
+
+    def run_epoch(self, progress=None) -> dict:
+        cfg = self.config
+        lr = lr_at(self.epoch, cfg.lr, cfg.schedule, cfg.lr_step, cfg.lr_gamma, cfg.epochs)
+        x, y = self.data["x_train"], self.data["y_train"]
+        n = x.shape[0]
+        perm = self.order_rng.permutation(n)
+        self.model.train(True)
+        t0 = time.perf_counter()
+        tot_loss, tot_correct, seen = 0.0, 0, 0
+        bs = cfg.batch_size
+        nb = (n + bs - 1) // bs
+        for b in range(nb):
+            idx = perm[b * bs:(b + 1) * bs]
+            loss, correct = self.train_step(x[idx], y[idx], lr)
+            tot_loss += loss * idx.size
+            tot_correct += correct
+            seen += idx.size
+            if progress is not None:
+                progress(b + 1, nb, tot_loss / seen, tot_correct / seen)
+        dt = time.perf_counter() - t0
+        self.epoch += 1
+        return {"train_loss": tot_loss / seen, "train_acc": tot_correct / seen, "lr": lr, "epoch_time_s": dt}
+
+    def evaluate(self) -> dict:
+        """Test loss and accuracy through the tiles' forward pass (with periphery, as aihwkit's eval)."""
+        x, y = self.data["x_test"], self.data["y_test"]
+        self.model.train(False)
+        tot, correct = 0.0, 0
+        for s in range(0, x.shape[0], self.config.eval_batch):
+            z = self.model.forward(x[s:s + self.config.eval_batch])
+            l, _, c = F.nll_loss(z, y[s:s + self.config.eval_batch])
+            tot += l * z.shape[0]
+            correct += c
+        self.model.train(True)
+        return {"test_loss": tot / x.shape[0], "test_acc": correct / x.shape[0]}
+
+    def record(self, metrics: dict) -> dict:
+        metrics = dict(metrics)
+        metrics["pulses"] = float(_counter_sum(self.model, "n_pulses"))
+        metrics["transfers"] = float(_counter_sum(self.model, "n_transfers"))
+        scales = [float(l.alpha.value[0]) if l.alpha is not None else np.nan
+                  for l in self.model.weight_layers().values()]
+        have = [v for v in scales if not np.isnan(v)]
+        metrics["out_scale_min"] = min(have) if have else np.nan
+        metrics["out_scale_last"] = scales[-1] if scales else np.nan
+        self.history_epochs.append(self.epoch)
+        for k in METRIC_UNITS:
+            self.history[k].append(float(metrics.get(k, np.nan)))
+        return metrics
+
+    def snapshot(self) -> dict:
+        """{layer: {array: weights}} of every weight layer (A, C, buffers, or W)."""
+        return {name: tile_arrays(l.tile) for name, l in self.model.weight_layers().items()}
+
+    def tile_dump(self) -> dict:
+        """{layer: {array: {"device": per-device parameters, "counters": counters}}} of the analog arrays."""
+        out = {}
+        for name, l in self.model.weight_layers().items():
+            for arr, t in analog_arrays(l.tile).items():
+                out.setdefault(name, {})[arr] = {
+                    "device": t.devices.as_dict(),
+                    "counters": {**{k: np.int64(v) for k, v in t.counters.items()}, "pulse_counts": t.pulse_counts},
+                }
+        return out
+
+
+def train_network(config: NetConfig, seed: int = 0, data=None, writer=None, progress: bool = False,
+                  log=None) -> NetTrainer:
+    """Run ``config`` for ``config.epochs`` epochs (test accuracy before training and after every epoch).
+
+    ``writer`` (a :class:`~crossbar_sim.nn.store.RunWriter`) receives every epoch's metrics and snapshots as
+    they are made. Raises :class:`DivergenceError` on a non-finite loss (after recording it in ``writer``).
+    """
+    t_start = time.perf_counter()
+    tr = NetTrainer(config, seed, data)
+    bars = _Bars(config.epochs, progress)
+    try:
+        m = tr.record(tr.evaluate())
+        if writer is not None:
+            writer.append(0, m, tr.snapshot() if config.snapshot_every else None,
+                          wall_time_s=time.perf_counter() - t_start)
+        for e in range(config.epochs):
+            bars.start_epoch(e)
+            m = tr.run_epoch(progress=bars.batch)
+            m.update(tr.evaluate())
+            m = tr.record(m)
+            bars.end_epoch(m)
+            if log is not None:
+                log(f"epoch {tr.epoch:3d}  lr {m['lr']:.4g}  train loss {m['train_loss']:.4f} acc {m['train_acc']:.4f}  "
+                    f"test acc {m['test_acc']:.4f}  ({m['epoch_time_s']:.1f} s)")
+            snap = None
+            if config.snapshot_every and (tr.epoch % config.snapshot_every == 0 or tr.epoch == config.epochs):
+                snap = tr.snapshot()
+            if writer is not None:
+                writer.append(tr.epoch, m, snap, wall_time_s=time.perf_counter() - t_start)
+    except DivergenceError as exc:
+        bars.close()
+        if writer is not None:
+            writer.finish("diverged", time.perf_counter() - t_start, str(exc), tr.tile_dump())
+        raise
+    bars.close()
+    if writer is not None:
+        writer.finish("complete", time.perf_counter() - t_start, "", tr.tile_dump())
+    tr.wall_time_s = time.perf_counter() - t_start
+    return tr
+
+
+class _Bars:
+    """tqdm bars: epochs, and batches with the running loss and accuracy (updated every ~1% of the epoch)."""
+
+    def __init__(self, epochs, enabled):
+        self.enabled = enabled
+        self.ep = None
+        self.bb = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self._tqdm = tqdm
+            self.ep = tqdm(total=epochs, desc="epochs", position=0, leave=True)
+
+    def start_epoch(self, e):
+        if self.enabled:
+            self.bb = None
+            self._last = 0
+
+    def batch(self, b, nb, loss, acc):
+        if not self.enabled:
+            return
+        if self.bb is None:
+            self.bb = self._tqdm(total=nb, desc="batches", position=1, leave=False)
+        step = max(1, nb // 100)
+        if b % step == 0 or b == nb:
+            self.bb.update(b - self._last)
+            self._last = b
+            self.bb.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.4f}", refresh=False)
+
+    def end_epoch(self, m):
+        if self.enabled:
+            if self.bb is not None:
+                self.bb.close()
+            self.ep.update(1)
+            self.ep.set_postfix(test_acc=f"{m['test_acc']:.4f}", loss=f"{m['train_loss']:.4f}")
+
+    def close(self):
+        if self.enabled:
+            if self.bb is not None:
+                self.bb.close()
+            self.ep.close()

@@ -1,0 +1,158 @@
+"""Tiki-Taka v2, chopped TTv2 and AGAD tiles: buffer arithmetic, choppers, schedules, state."""
+import numpy as np
+import pytest
+
+from crossbar_sim.buffered import BufferedTransfer, BufferedTransferTile, ChoppedTransfer, DynamicTransfer
+from crossbar_sim.compound import CompoundTileConfig, TikiTakaTile, TransferCompound
+from crossbar_sim.device_models import ConstantStepDevice
+from crossbar_sim.errors import ConfigError
+from crossbar_sim.params import IOParameters, UpdateParameters
+
+PERFECT = IOParameters(is_perfect=True)
+
+
+def _dev():
+    # no variation and no cycle-to-cycle noise: every pulse moves a device by exactly dw_min
+    return ConstantStepDevice(dw_min=0.01, dw_min_dtod=0.0, dw_min_std=0.0, up_down_dtod=0.0, w_max_dtod=0.0,
+                              w_min_dtod=0.0, w_max=1.0, w_min=-1.0)
+
+
+def _tile(cls, out=3, inp=4, update=None, seed=0, **kw):
+    kw.setdefault("transfer_forward", PERFECT)
+    kw.setdefault("fast_lr", 1.0)
+    comp = cls(device_a=_dev(), device_c=_dev(), **kw)
+    cfg = CompoundTileConfig(device=comp, update=update or UpdateParameters(pulse_type="none"),
+                             forward=PERFECT, backward=PERFECT)
+    return BufferedTransferTile(out, inp, cfg, seed=seed)
+
+
+def test_ttv2_buffer_threshold_and_whole_pulses():
+    t = _tile(BufferedTransfer, transfer_every=0.0, momentum=0.1)  # transfers only by hand
+    t.set_weights(np.zeros((3, 4)))
+    A = np.array([[0.031, -0.05, 0, 0], [0.009, 0, 0, 0], [-0.25, 0, 0, 0]], np.float32)
+    t.a.set_weights(A)
+    t.transfer(lr=1.0)  # column 0: H = lr * A[:, 0]; threshold g_C = 0.01
+    # n = trunc(H / 0.01) clipped to +-BL (1): [3 -> 1, 0.9 -> 0, -25 -> -1]; one pulse each onto C
+    np.testing.assert_allclose(t.c.read_weights()[:, 0], [0.01, 0.0, -0.01], atol=1e-7)
+    # forget_buffer: H *= momentum where a pulse was written, kept otherwise
+    np.testing.assert_allclose(t.H[:, 0], [0.0031, 0.009, -0.025], rtol=1e-5)
+    assert t.c.counters["n_pulses"] == 2  # the pulsed path ran: one pulse per non-zero n
+    assert t.pointer == 1 and t.counters["n_transfers"] == 1
+
+
+def test_ttv2_subtracting_buffer():
+    t = _tile(BufferedTransfer, transfer_every=0.0, momentum=0.0, forget_buffer=False,
+              transfer_update=UpdateParameters(desired_bl=5, update_bl_management=False, update_management=False))
+    t.set_weights(np.zeros((3, 4)))
+    t.a.set_weights(np.array([[0.034, 0, 0, 0], [-0.021, 0, 0, 0], [0.0, 0, 0, 0]], np.float32))
+    t.transfer(lr=1.0)
+    np.testing.assert_allclose(t.H[:, 0], [0.004, -0.001, 0.0], atol=1e-6)  # H -= n * threshold
+
+
+def test_chopped_update_flips_sign_of_fast_array():
+    # pulse_type none: A changes by exactly -fast_lr * (t d)(s x)^T; aihwkit starts with every in-chopper set
+    t = _tile(ChoppedTransfer, transfer_every=0.0, in_chop_prob=0.0)
+    t.set_weights(np.zeros((3, 4)))
+    x = np.array([[1.0, 0.5, -0.25, 0.0]], np.float32)
+    d = np.array([[0.1, -0.2, 0.3]], np.float32)
+    t.update(x, d, lr=0.5)
+    np.testing.assert_allclose(t.a.read_weights(), +1.0 * np.outer(d[0], x[0]), rtol=1e-6)
+    t.in_chop[:] = False
+    t.update(x, d, lr=0.5)
+    np.testing.assert_allclose(t.a.read_weights(), 0.0, atol=1e-7)
+
+
+def test_chopped_transfer_reads_back_with_chopper_sign():
+    t = _tile(ChoppedTransfer, transfer_every=0.0, in_chop_prob=0.0, buffer_granularity=1.0)
+    t.set_weights(np.zeros((3, 4)))
+    t.a.set_weights(np.array([[-0.025, 0, 0, 0], [0.015, 0, 0, 0], [0.005, 0, 0, 0]], np.float32))
+    # in_chop[0] set, out choppers not: the read is sign-corrected; lr_scale = lr / (1 * g_A) = 100
+    t.transfer(lr=1.0)
+    np.testing.assert_allclose(t.c.read_weights()[:, 0], [0.01, -0.01, 0.0], atol=1e-7)
+    np.testing.assert_allclose(t.H[:, 0], [0.0, 0.0, -0.5], atol=1e-5)
+
+
+def test_chopper_switching_regular_and_random():
+    reg = _tile(ChoppedTransfer, inp=2, transfer_every=0.0, in_chop_prob=0.5, in_chop_random=False)
+    seen = []
+    for _ in range(8):  # n_samples = 2: a column's chopper switches after its read in odd sweeps
+        reg.transfer(lr=1.0)
+        seen.append(reg.in_chop.copy())
+    # column 0 is read in sweeps 0, 1, 2, 3: switched after sweeps 1 and 3 (each sign lasts two sweeps)
+    assert [bool(s[0]) for s in seen[1::2]] == [True, False, False, True]
+    rnd = _tile(ChoppedTransfer, inp=1, transfer_every=0.0, in_chop_prob=0.3, seed=5)
+    flips = 0
+    prev = rnd.in_chop[0]
+    for _ in range(500):
+        rnd.transfer(lr=1.0)
+        flips += rnd.in_chop[0] != prev
+        prev = rnd.in_chop[0]
+    # binomial(500, 0.3): mean 150, sd 10.2; 5 sd
+    assert abs(flips - 150) < 52
+
+
+def test_agad_writes_only_after_warmup_and_tracks_running_mean():
+    t = _tile(DynamicTransfer, inp=1, transfer_every=0.0, in_chop_prob=0.5, tail_weightening=1.0)
+    t.set_weights(np.zeros((3, 1)))
+    t.a.set_weights(np.full((3, 1), 0.05, np.float32))
+    n_samples = t.config.device.n_chop_samples()
+    assert n_samples == 2
+    for k in range(n_samples + 1):
+        t.transfer(lr=1.0)
+        assert t.c.counters["n_pulses"] == 0  # no write while transfer_counter <= n_samples
+    # running mean with momentum min(tail_weightening / n_samples, 1) = 0.5 of constant reads 0.05
+    np.testing.assert_allclose(t.running_mean[:, 0], 0.05 * (1 - 0.5 ** (n_samples + 1)), rtol=1e-5)
+    for _ in range(6):
+        t.transfer(lr=1.0)
+    assert t.c.counters["n_pulses"] > 0
+
+
+@pytest.mark.parametrize("cls", [TikiTakaTile, BufferedTransferTile])
+@pytest.mark.parametrize("every,units,batches,expected", [
+    (0.5, True, [10, 10], 4),      # sub-batch: every ceil(0.5 * 10) = 5 samples
+    (0.01, True, [10], 10),        # fractional period rounding below one sample: after every sample
+    (3.0, False, [10, 10], 6),     # in samples, across batch boundaries: after samples 3, 6, ..., 18
+    (2.0, True, [4, 4, 4, 4], 2),  # every second mini-batch
+])
+def test_fractional_and_sub_batch_transfer_periods(cls, every, units, batches, expected):
+    comp_cls = TransferCompound if cls is TikiTakaTile else BufferedTransfer
+    comp = comp_cls(device_a=_dev(), device_c=_dev(), transfer_every=every, units_in_mbatch=units, fast_lr=0.1)
+    tile = cls(3, 4, CompoundTileConfig(device=comp), seed=1)
+    rng = np.random.default_rng(0)
+    for b in batches:
+        tile.update(rng.normal(size=(b, 4)).astype(np.float32), rng.normal(size=(b, 3)).astype(np.float32), lr=0.1)
+    assert tile.counters["n_transfers"] == expected
+    assert tile.a.counters["n_pulses"] > 0  # pulses, not a floating-point shortcut
+
+
+@pytest.mark.parametrize("cls", [BufferedTransfer, ChoppedTransfer, DynamicTransfer])
+def test_state_round_trip_continues_bit_identically(cls):
+    comp = cls(device_a=_dev(), device_c=_dev(), transfer_every=1.0, fast_lr=0.5,
+               **({} if cls is BufferedTransfer else {"in_chop_prob": 0.3}))
+    cfg = CompoundTileConfig(device=comp)
+    rng = np.random.default_rng(0)
+    data = [(rng.normal(size=(5, 6)).astype(np.float32), rng.normal(scale=0.3, size=(5, 4)).astype(np.float32))
+            for _ in range(12)]
+    t1 = BufferedTransferTile(4, 6, cfg, seed=3)
+    for x, d in data[:6]:
+        t1.update(x, d, lr=0.2)
+    st = t1.get_state()
+    t2 = BufferedTransferTile(4, 6, cfg, seed=99)
+    t2.set_state(st)
+    for x, d in data[6:]:
+        t1.update(x, d, lr=0.2)
+        t2.update(x, d, lr=0.2)
+    for k, v in t1.arrays().items():
+        np.testing.assert_array_equal(v, t2.arrays()[k], err_msg=k)
+    assert t1.c.counters["n_pulses"] == t2.c.counters["n_pulses"] > 0
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="'n_reads_per_transfer' parameter of ChoppedTransfer must be 1"):
+        ChoppedTransfer(n_reads_per_transfer=2)
+    with pytest.raises(ConfigError, match="'in_chop_prob' parameter of DynamicTransfer must be a float in \\(0, 1\\]"):
+        DynamicTransfer(in_chop_prob=0.0)
+    with pytest.raises(ConfigError, match="'momentum' parameter of BufferedTransfer must be a float in"):
+        BufferedTransfer(momentum=1.5)
+    with pytest.raises(ConfigError, match="must be a CompoundTileConfig whose device is a BufferedTransfer"):
+        BufferedTransferTile(2, 2, CompoundTileConfig(device=TransferCompound()))
