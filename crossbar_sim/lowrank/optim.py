@@ -144,7 +144,8 @@ class GaLoreConfig(OptimizerConfig):
     scale : float
         alpha, the scale of the projected-back update (paper: 0.25).
     initial_projection : str
-        ``svd`` (the method) or ``identity`` (P = I; only with rank >= the smaller dimension; for checks).
+        ``svd`` (the method) or ``identity`` (P = I, never refreshed; only with rank >= the smaller
+        dimension; for checks).
     """
 
     method: ClassVar[str] = "galore"
