@@ -85,11 +85,21 @@ def check_finite_array(a, name):
         )
 
 
-def as_batch(a, name, size, dtype=np.float32):
+def as_batch(a, name, size, dtype=np.float32, finite=True):
     """Return ``a`` as a C-contiguous 2-D array ``(batch, size)``; a 1-D input becomes a batch of one.
 
-    Raises :class:`ShapeError` naming ``name`` on a size mismatch and :class:`NonFiniteError` on NaN/inf.
+    Raises :class:`ShapeError` naming ``name`` on a size mismatch and :class:`NonFiniteError` on NaN/inf
+    (``finite=False`` leaves that check to the caller, e.g. the periphery kernel, which finds inf/NaN in the
+    pass it makes over the inputs anyway).
     """
+    if type(a) is np.ndarray and a.dtype == dtype and (a.ndim == 2 or a.ndim == 1) and a.shape[-1] == size:
+        # fast path (the common case of a tile's forward/backward): no conversion, no copy
+        arr = a if a.ndim == 2 else a.reshape(1, size)
+        if not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr)
+        if finite:
+            check_finite_array(arr, name)
+        return arr
     arr = np.asarray(a)
     if arr.ndim == 1:
         arr = arr[None, :]
@@ -98,5 +108,6 @@ def as_batch(a, name, size, dtype=np.float32):
             f"'{name}' must have shape ({size},) or (batch, {size}). Got shape {np.shape(a)} instead."
         )
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    check_finite_array(arr, name)
+    if finite:
+        check_finite_array(arr, name)
     return arr

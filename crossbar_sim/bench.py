@@ -8,8 +8,8 @@ dw_min and bounds, up_down_dtod 0.01, cycle-to-cycle dw_min_std 0.3), ``lr = 0.0
 Every timing is repeated and reported as the median and the minimum (this machine's speed varies by up to
 3x from second to second, so ratios are measured in the same run, interleaved). Reported per case: time per
 sample, ns per device per sample, mean pulses per device per sample, the ratio to the NumPy twin (on a few
-samples: the twin is slow), the ratio of pulse-by-pulse to closed form, and forward MVM time (perfect and
-default periphery) against a plain float32 ``x @ W.T``.
+samples: the twin is slow), the ratio of pulse-by-pulse to closed form, and forward / backward MVM time
+(perfect and default periphery) against plain float32 ``x @ W.T`` / ``d @ W`` on one BLAS thread.
 
 Run ``crossbar-sim bench`` or ``python -m crossbar_sim.bench``.
 """
@@ -99,8 +99,27 @@ def bench_update(size: int, batch: int, threads: int = 1, repeat: int = 7, twin_
     }
 
 
+def _one_blas_thread():
+    """Context manager limiting BLAS to one thread (threadpoolctl), or a no-op if it is not installed."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def bench_forward(size: int, batch: int, threads: int = 1, repeat: int = 9, seed: int = 0) -> dict:
-    """Forward MVM: perfect and default periphery against a plain float32 ``x @ W.T``."""
+    """Forward and backward MVMs: perfect and full default periphery against plain float32 products.
+
+    The default periphery is aihwkit's: noise management (abs-max), iterative bound management, 7-bit DAC,
+    output noise 0.06, 9-bit ADC. Baselines: ``x @ W.T`` (forward) and ``d @ W`` (backward) of the same
+    shapes and the same weight array, with BLAS limited to one thread (threadpoolctl) like the kernels.
+    All timings are interleaved in the same loop (each call timed right after an untimed call of the same
+    function, so every contender finds its weights in cache as in a steady training loop) and reported as
+    medians.
+    """
     set_num_threads(threads)
     rng = np.random.default_rng(seed)
     tile_p = AnalogTile(size, size, TileConfig.perfect(reference_device()), seed=seed)
@@ -109,19 +128,36 @@ def bench_forward(size: int, batch: int, threads: int = 1, repeat: int = 9, seed
     tile_p.set_weights(W)
     tile_d.set_weights(W)
     X = rng.normal(0, 0.5, (batch, size)).astype(np.float32)
-    Wr = tile_d.read_weights()
-    tile_p.forward(X)
-    tile_d.forward(X)
-    g, p, d = [], [], []
-    for _ in range(repeat):
-        g.append(_timeit(lambda: X @ Wr.T, 1)[0])
-        p.append(_timeit(lambda: tile_p.forward(X), 1)[0])
-        d.append(_timeit(lambda: tile_d.forward(X), 1)[0])
-    tg, tp_, td = (statistics.median(v) for v in (g, p, d))
+    D = rng.normal(0, 0.5, (batch, size)).astype(np.float32)
+    if batch == 1:  # what a network layer passes for one sample
+        X, D = X[0], D[0]
+    Wr = tile_d._w_app  # the very array the tile multiplies
+    fns = {
+        "gemm": lambda: X @ Wr.T,
+        "perfect": lambda: tile_p.forward(X),
+        "periphery": lambda: tile_d.forward(X),
+        "gemm_bwd": lambda: D @ Wr,
+        "periphery_bwd": lambda: tile_d.backward(D),
+    }
+    with _one_blas_thread():
+        for f in fns.values():  # compile / warm up
+            f()
+        c0 = dict(tile_d.counters)
+        tile_d.forward(X)
+        bm_rows = tile_d.counters["mvm"] - c0["mvm"] - (1 if X.ndim == 1 else X.shape[0])
+        ts = {k: [] for k in fns}
+        for _ in range(repeat):
+            for k, f in fns.items():
+                f()  # same cache state for every contender: its weights were just read
+                ts[k].append(_timeit(f, 1)[0])
+    med = {k: statistics.median(v) for k, v in ts.items()}
     return {
         "kind": "forward", "size": size, "batch": batch, "threads": threads,
-        "gemm_ms": tg * 1e3, "perfect_ms": tp_ * 1e3, "periphery_ms": td * 1e3,
-        "perfect_vs_gemm": tp_ / tg, "periphery_vs_gemm": td / tg,
+        "gemm_ms": med["gemm"] * 1e3, "perfect_ms": med["perfect"] * 1e3, "periphery_ms": med["periphery"] * 1e3,
+        "perfect_vs_gemm": med["perfect"] / med["gemm"], "periphery_vs_gemm": med["periphery"] / med["gemm"],
+        "gemm_bwd_ms": med["gemm_bwd"] * 1e3, "periphery_bwd_ms": med["periphery_bwd"] * 1e3,
+        "periphery_bwd_vs_gemm": med["periphery_bwd"] / med["gemm_bwd"],
+        "bm_repeated_rows": int(bm_rows),
     }
 
 
@@ -151,7 +187,9 @@ def format_row(r: dict) -> str:
                 f"(closed form x{r['closed_form_speedup']:.1f})")
     return (f"forward {r['size']:5d}x{r['size']:<5d} batch {r['batch']:3d} threads {r['threads']}: "
             f"x@W.T {r['gemm_ms']:.3f} ms  perfect {r['perfect_ms']:.3f} ms (x{r['perfect_vs_gemm']:.2f})  "
-            f"default periphery {r['periphery_ms']:.3f} ms (x{r['periphery_vs_gemm']:.2f})")
+            f"default periphery {r['periphery_ms']:.3f} ms (x{r['periphery_vs_gemm']:.2f}, "
+            f"{r['bm_repeated_rows']} rows repeated by BM) | backward d@W {r['gemm_bwd_ms']:.3f} ms  "
+            f"default periphery {r['periphery_bwd_ms']:.3f} ms (x{r['periphery_bwd_vs_gemm']:.2f})")
 
 
 def main(argv=None):  # pragma: no cover - thin wrapper

@@ -1,20 +1,25 @@
 """Forward and backward matrix-vector multiplies through the periphery of a tile (SPEC section 2).
 
 :func:`analog_mvm` runs the pipeline of :class:`~crossbar_sim.params.IOParameters` around a dense float32
-product done by BLAS: :func:`kernels.mvm.io_prepare` (noise management, bound-management scaling, DAC),
-``Xq @ W.T``, :func:`kernels.mvm.io_finish` (noise, ADC, output bound, rescale), and repeats the rows whose
-outputs saturated with halved inputs while bound management allows it (at most until ``2^r`` reaches
-``min(max_bm_factor, max_bm_res / input step)``).
+product done by BLAS, with two kernel calls per pass: :func:`kernels.mvm.mvm_prepare` (noise management, bound-management
+scaling, DAC), ``Xq @ W.T`` (NumPy's BLAS), :func:`kernels.mvm.mvm_finish` (noise, ADC, output bound,
+rescale); the rows whose outputs saturated are repeated while ``2^r`` is at most
+``min(max_bm_factor, max_bm_res / input step)``.
+The scalar settings of an ``IOParameters`` are converted once and kept with it (:func:`io_plan`), so a call
+costs one kernel dispatch. The NumPy twin of the whole pipeline is :func:`kernels.reference_mvm.analog_mvm`.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
+from ._validation import check_finite_array
 from .kernels import mvm as KM
-from .kernels.rng import sub_key_py as sub_key
 from .params import IOParameters
 
 _NM = {"none": KM.NM_NONE, "abs_max": KM.NM_ABS_MAX, "constant": KM.NM_CONSTANT}
+_PLAN_ATTR = "_crossbar_sim_plan"
 
 
 def _step(res, bound):
@@ -41,75 +46,102 @@ def bm_limit(io: IOParameters) -> float:
     return lim
 
 
-def analog_mvm(W, X, io: IOParameters, key, call: int, zig, transposed=False, allow_bm=True, counters=None):
+def io_plan(io: IOParameters, allow_bm: bool):
+    """``(P, F)`` arrays of the :mod:`kernels.mvm` kernels for ``io``; cached on the (frozen) object."""
+    plans = io.__dict__.get(_PLAN_ATTR)
+    if plans is None:
+        inp_step, out_step = io_steps(io)
+        P = np.zeros(KM.N_P, np.float64)
+        P[KM.P_INP_BOUND] = io.inp_bound
+        P[KM.P_INP_STEP] = inp_step
+        P[KM.P_INP_NOISE] = io.inp_noise
+        P[KM.P_OUT_BOUND] = io.out_bound
+        P[KM.P_OUT_STEP] = out_step
+        P[KM.P_OUT_NOISE] = io.out_noise
+        P[KM.P_W_NOISE] = io.w_noise if io.w_noise_type == "additive_constant" else 0.0
+        P[KM.P_NM_THRES] = io.nm_thres
+        P[KM.P_BM_LIMIT] = bm_limit(io)
+        plans = []
+        for bm in (False, True):
+            F = np.zeros(KM.N_F, np.int64)
+            F[KM.F_NM_MODE] = _NM[io.noise_management]
+            F[KM.F_INP_STO] = int(io.inp_sto_round)
+            F[KM.F_OUT_STO] = int(io.out_sto_round)
+            F[KM.F_BM] = int(bm and io.bound_management == "iterative")
+            P.flags.writeable = False
+            F.flags.writeable = False
+            plans.append((P, F))
+        object.__setattr__(io, _PLAN_ATTR, plans)  # not a field: configs stay frozen and comparable
+    return plans[1 if allow_bm else 0]
+
+
+_LOCAL = threading.local()
+
+
+def _scratch(batch: int, n: int):
+    """Work arrays of the periphery kernels for this thread, reused between calls of the same shape."""
+    cache = getattr(_LOCAL, "cache", None)
+    if cache is None:
+        cache = _LOCAL.cache = {}
+    sc = cache.get((batch, n))
+    if sc is None:
+        if len(cache) > 16:
+            cache.clear()
+        sc = (np.zeros((3, batch), np.int64), np.zeros((2, batch), np.float64), np.zeros((batch, n), np.float32))
+        cache[(batch, n)] = sc
+    return sc
+
+
+def analog_mvm(W, X, io: IOParameters, key, call: int, zig=None, transposed=False, allow_bm=True,
+               counters=None):
     """``Y = X @ W.T`` (or ``X @ W`` when ``transposed``) through the periphery ``io``.
 
     Parameters
     ----------
     W : ndarray of shape (out_size, in_size), float32
         Apparent weights.
-    X : ndarray of shape (batch, in_size) (or (batch, out_size) when transposed), float32
-        Inputs, already validated.
+    X : ndarray of shape (batch, in_size) (or (batch, out_size) when transposed), float32, C-contiguous
+        Inputs (shape already validated; inf/NaN raise :class:`~crossbar_sim.errors.NonFiniteError`).
     io : IOParameters
     key : numpy.uint64
         Stream key of this tile and direction; ``call`` is the per-direction call counter.
-    zig : tuple
-        Ziggurat tables.
+    zig : ignored
+        Kept for callers of the former interface (the periphery no longer uses ziggurat tables).
     allow_bm : bool
         Bound management allowed (False for backward passes, as in aihwkit).
     counters : dict or None
-        Incremented in place: ``mvm`` (array reads, one per row and pass), ``dac``, ``adc`` (conversions).
+        Incremented in place: ``mvm`` (array reads, one per row and pass), ``dac`` (input conversions, one
+        per input line and read), ``adc`` (output conversions, one per output line and read).
 
     Returns
     -------
     Y : ndarray of shape (batch, out_size) (or (batch, in_size)), float32
     """
-    n_out = W.shape[1] if transposed else W.shape[0]
     batch, n_in = X.shape
+    n_out = W.shape[1] if transposed else W.shape[0]
     if io.is_perfect:
+        check_finite_array(X, "d" if transposed else "x")
         Y = X @ W if transposed else X @ W.T
-        if counters is not None:
-            counters["mvm"] += batch
-            counters["dac"] += batch * n_in
-            counters["adc"] += batch * n_out
-        return np.ascontiguousarray(Y, dtype=np.float32)
-    ki, wi, fi = zig
-    inp_step, out_step = io_steps(io)
-    Xq = np.zeros((batch, n_in), np.float32)
-    Y = np.zeros((batch, n_out), np.float32)
-    out = np.zeros((batch, n_out), np.float32)
-    factor = np.zeros(batch, np.float64)
-    xnorm = np.zeros(batch, np.float64)
-    rshift = np.zeros(batch, np.int64)
-    at_bound = np.zeros(batch, np.int64)
-    rows = np.arange(batch, dtype=np.int64)
-    bm = allow_bm and io.bound_management == "iterative"
-    limit = bm_limit(io)
-    w_noise = io.w_noise if io.w_noise_type == "additive_constant" else 0.0
-    ckey = sub_key(np.uint64(key), np.uint64(call))
-    p = 0
-    while True:
-        pkey = sub_key(ckey, np.uint64(p))
-        KM.io_prepare(X, rows, _NM[io.noise_management], io.nm_thres, rshift, io.inp_bound, inp_step,
-                      io.inp_sto_round, io.inp_noise, transposed, pkey, ki, wi, fi, Xq, factor, xnorm)
-        xs = Xq if rows.size == batch else Xq[rows]
-        ys = xs @ W if transposed else xs @ W.T
-        if rows.size == batch:
-            Y = np.ascontiguousarray(ys, dtype=np.float32)
-        else:
-            Y[rows] = ys
-        nb = KM.io_finish(Y, rows, factor, xnorm, w_noise, io.out_noise, io.out_bound, out_step,
-                          io.out_sto_round, pkey, ki, wi, fi, out, at_bound)
-        if counters is not None:
-            counters["mvm"] += rows.size
-            counters["dac"] += rows.size * n_in
-            counters["adc"] += rows.size * n_out
-        if nb == 0 or not bm:
-            break
-        rows = rows[at_bound[rows] == 1]
-        rows = rows[2.0 ** rshift[rows] <= limit]
-        if rows.size == 0:
-            break
-        rshift[rows] += 1
-        p += 1
-    return out
+        passes = batch
+        Y = np.ascontiguousarray(Y, dtype=np.float32)
+    else:
+        P, F = io_plan(io, allow_bm)
+        key = np.uint64(key)
+        iw, fw, Xq = _scratch(batch, n_in)
+        if KM.mvm_prepare(X, iw, fw, Xq, P, F, transposed, key, call, 0, batch):
+            check_finite_array(X, "d" if transposed else "x")
+        Y = Xq @ W if transposed else Xq @ W.T
+        nr = KM.mvm_finish(Y, Y, iw, fw, P, F, key, call, 0, batch)
+        passes = batch
+        p = 0
+        while nr:  # bound management: repeat the saturated rows with halved inputs
+            p += 1
+            KM.mvm_prepare(X, iw, fw, Xq, P, F, transposed, key, call, p, nr)
+            Ys = Xq[:nr] @ W if transposed else Xq[:nr] @ W.T
+            passes += nr
+            nr = KM.mvm_finish(Ys, Y, iw, fw, P, F, key, call, p, nr)
+    if counters is not None:
+        counters["mvm"] += passes
+        counters["dac"] += passes * n_in
+        counters["adc"] += passes * n_out
+    return Y

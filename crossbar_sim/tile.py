@@ -186,24 +186,24 @@ class AnalogTile:
     # ------------------------------------------------------------------ MVMs
     def forward(self, x, io=None) -> np.ndarray:
         """``y = W x`` through the forward periphery. ``x``: (in_size,) or (batch, in_size)."""
-        X = V.as_batch(x, "x", self.in_size)
+        X = V.as_batch(x, "x", self.in_size, finite=False)  # analog_mvm checks inf/NaN
         io = self.config.forward if io is None else io
-        y = analog_mvm(self._w_app, X, io, self._keys["forward"], self._t["forward"], zig_tables(),
-                       transposed=False, allow_bm=True, counters=self.counters)
+        y = analog_mvm(self._w_app, X, io, self._keys["forward"], self._t["forward"], None, False, True,
+                       self.counters)
         self._t["forward"] += 1
         self.counters["n_forward"] += X.shape[0]
-        return y[0] if np.ndim(x) == 1 else y
+        return y[0] if X is not x and (x.ndim if type(x) is np.ndarray else np.ndim(x)) == 1 else y
 
     def backward(self, d, io=None) -> np.ndarray:
         """``z = W^T d`` through the backward periphery (no bound management). ``d``: (out_size,) or
         (batch, out_size)."""
-        D = V.as_batch(d, "d", self.out_size)
+        D = V.as_batch(d, "d", self.out_size, finite=False)  # analog_mvm checks inf/NaN
         io = self.config.backward if io is None else io
-        z = analog_mvm(self._w_app, D, io, self._keys["backward"], self._t["backward"], zig_tables(),
-                       transposed=True, allow_bm=False, counters=self.counters)
+        z = analog_mvm(self._w_app, D, io, self._keys["backward"], self._t["backward"], None, True, False,
+                       self.counters)
         self._t["backward"] += 1
         self.counters["n_backward"] += D.shape[0]
-        return z[0] if np.ndim(d) == 1 else z
+        return z[0] if D is not d and (d.ndim if type(d) is np.ndarray else np.ndim(d)) == 1 else z
 
     # ------------------------------------------------------------------ update
     def update(self, x, d, lr: float, granularity: float | None = None, update=None) -> None:

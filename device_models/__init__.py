@@ -10,12 +10,15 @@ from crossbar_sim.errors import ConfigError
 
 from .base import DeviceArrays, PulsedDevice
 from .constant_step import ConstantStepDevice
+from .device_file import load_device_file, save_device_file
 from .exp_step import ExpStepDevice
 from .linear_step import LinearStepDevice
+from .lookup_table import LookupTableDevice
 from .piecewise import PiecewiseStepDevice
 from .pow_step import PowStepDevice
 from .soft_bounds import SoftBoundsDevice
 from .soft_bounds_reference import SoftBoundsReferenceDevice, asymmetric_linear_device
+from .presets import PRESETS, get_preset, list_presets, preset_name, preset_source
 
 #: name -> device class; the CLI lists these
 DEVICE_MODELS: dict[str, type[PulsedDevice]] = {}
@@ -28,7 +31,7 @@ def register_device(cls: type[PulsedDevice]) -> type[PulsedDevice]:
 
 
 for _cls in (ConstantStepDevice, SoftBoundsDevice, SoftBoundsReferenceDevice, LinearStepDevice, ExpStepDevice,
-             PowStepDevice, PiecewiseStepDevice):
+             PowStepDevice, PiecewiseStepDevice, LookupTableDevice):
     register_device(_cls)
 
 
@@ -46,7 +49,12 @@ def get_device_class(name: str) -> type[PulsedDevice]:
 
 
 def get_device(name: str, **params) -> PulsedDevice:
-    """Build the device registered as ``name`` with ``params`` (unknown parameter names raise)."""
+    """Build the device registered as ``name`` with ``params`` (unknown parameter names raise).
+
+    ``name`` may also be a preset (:func:`list_presets`): its fitted parameters, with ``params`` overriding.
+    """
+    if preset_name(name) is not None and not any(_norm(name) == _norm(r) for r in DEVICE_MODELS):
+        return get_preset(name, **params)
     cls = get_device_class(name)
     return cls.from_dict({"type": cls.__name__, **params})
 
@@ -62,8 +70,14 @@ __all__ = [
     "ExpStepDevice",
     "PowStepDevice",
     "PiecewiseStepDevice",
+    "LookupTableDevice",
     "asymmetric_linear_device",
     "get_device",
+    "get_preset",
+    "load_device_file",
+    "save_device_file",
+    "list_presets",
+    "PRESETS",
     "get_device_class",
     "register_device",
 ]

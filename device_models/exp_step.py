@@ -45,7 +45,11 @@ class ExpStepDevice(PulsedDevice):
     def validate(self) -> None:
         super().validate()
         owner = type(self).__name__
-        for f in ("A_up", "A_down", "dw_min_std_add", "dw_min_std_slope"):
+        # A_up / A_down may be negative (steps growing away from the bound): aihwkit's fitted ReRAM and PCM
+        # presets use A < 0
+        for f in ("A_up", "A_down"):
+            check_float(getattr(self, f), f, owner)
+        for f in ("dw_min_std_add", "dw_min_std_slope"):
             check_float(getattr(self, f), f, owner, 0.0)
         for f in ("gamma_up", "gamma_down", "a", "b"):
             check_float(getattr(self, f), f, owner)

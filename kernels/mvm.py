@@ -1,29 +1,65 @@
 """Matrix-vector multiply with periphery (SPEC section 2), batch-aware, float32 as aihwkit.
 
-The analog array itself is a dense product ``Y = Xq @ W.T`` (done by the caller with BLAS, float32).
-These kernels do the periphery around it, one row (sample) at a time:
+Two kernels around one BLAS product run the whole pipeline of a forward or backward pass on a batch
+(:func:`crossbar_sim.periphery.analog_mvm` drives them): :func:`mvm_prepare` (step 1), the GEMM (step 2,
+done by the caller with NumPy: the same BLAS as the user's own products, so no second BLAS thread pool
+competes for the cores), :func:`mvm_finish` (steps 3 and 4):
 
-``io_prepare``  noise management (multiply by ``(1/max|x|) / 2^r``, float32), DAC rounding to the input
-                step ``f32(inp_res) * f32(2 inp_bound)``, *then* clipping to ``+-inp_bound``, input noise;
-``io_finish``   weight read noise, output noise (normalised domain), ADC rounding to the output step,
-                bound test (an output strictly beyond ``+-out_bound`` fails it), clipping, rescaling.
+1. per row (sample): noise management (multiply by ``(1/max|x|) / 2^r``, float32), DAC rounding to the input
+   step ``f32(inp_res) * f32(2 inp_bound)`` (half to even, or stochastic), *then* clipping to
+   ``+-inp_bound``, then input noise;
+2. the array: ``Y = Xq @ W.T`` (``Xq @ W`` backward) as one float32 BLAS GEMM for the whole batch;
+3. per row: weight read noise ``w_noise ||Xq||_2 xi`` (additive constant), output noise ``out_noise xi``
+   (normalised domain), ADC rounding to the output step, bound test (an output strictly beyond
+   ``+-out_bound`` fails it), clipping, rescaling;
+4. iterative bound management: the rows that failed are prepared again with ``r + 1`` while ``2^r`` is at
+   most ``bm_limit``, multiplied in one smaller GEMM, and finished again (the caller loops).
 
-Every rounding is half to even (``rintf``, aihwkit's ``RPU_ROUNDFUNF``) or stochastic. An all-zero input row
-under noise management gives exactly 0 (no ADC, no bound management). Random numbers are counter based:
-row ``b`` of a pass uses words ``b << 24`` of the pass's stream. The semantics were checked bit for bit
-against aihwkit 1.1.0 (``tests/test_golden.py``).
+Every deterministic rounding is half to even (``rintf``, aihwkit's ``RPU_ROUNDFUNF``) in aihwkit's order
+of float32 operations, so with the noises off the result is bit-identical to aihwkit 1.1.0
+(``tests/test_golden.py``). An all-zero input row under noise management gives exactly 0 (no ADC, no bound
+management).
+
+Random numbers are counter based and drawn in branch-free form so that the element loops vectorise:
+the row ``b`` of pass ``p`` of call ``c`` uses the stream ``sub_key(sub_key(sub_key(key, c), p), b)``,
+with word blocks per use (input rounding, input noise, weight noise, output noise, output rounding).
+Normal deviates come in pairs from :func:`.rng.normal_pair32` (Box-Muller with polynomial ``ln``, ``sin``,
+``cos``): equal in distribution to the ziggurat draws of the update kernel up to float32 rounding and a tail
+cut at 6.76 sigma (probability 1.4e-11 per draw).
+
+The NumPy twin is :mod:`.reference_mvm` (same semantics, NumPy random generator).
 """
 from __future__ import annotations
 
 import math
 
-from numba import float32, float64, int64, njit, uint64
+import numpy as np
+from numba import float32, float64, int32, int64, njit, uint64
+from numba.core import types
+from numba.extending import intrinsic
 
-from .rng import draw, normal
+from .rng import draw, normal_pair32, sub_key
 
 NM_NONE = 0
 NM_ABS_MAX = 1
 NM_CONSTANT = 2
+
+# layout of the float64 parameter vector P of mvm_periphery
+P_INP_BOUND, P_INP_STEP, P_INP_NOISE, P_OUT_BOUND, P_OUT_STEP, P_OUT_NOISE, P_W_NOISE, P_NM_THRES, P_BM_LIMIT = \
+    range(9)
+N_P = 9
+# layout of the int64 flag vector F
+F_NM_MODE, F_INP_STO, F_OUT_STO, F_BM = range(4)
+N_F = 4
+
+# word blocks of a row stream (each block holds up to 2^32 words)
+_BLK_INP_STO = 0
+_BLK_INP_NOISE = 1
+_BLK_W_NOISE = 2
+_BLK_OUT_NOISE = 3
+_BLK_OUT_STO = 4
+
+_FINITE_BITS = 0x7F800000  # |x| bit patterns at or above this are inf or NaN
 
 
 @njit(inline="always", error_model="numpy")
@@ -35,123 +71,212 @@ def rint(v):
     return r
 
 
+@intrinsic
+def _bits_to_f32(typingctx, x):
+    """Reinterpret the bits of an int32 as a float32."""
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        from llvmlite import ir
+
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
+
+
 @njit(inline="always", error_model="numpy")
-def _quantize32(v, step, sto, key, idx):
-    """``rint(v / step) * step`` in float32 (``step <= 0``: unchanged). Returns (value, idx)."""
-    if step <= float32(0.0):
-        return v, idx
-    q = float32(v / step)
-    if sto:
-        u = float64(draw(key, idx) >> uint64(11)) * (1.0 / 9007199254740992.0)
-        idx += 1
-        fl = math.floor(float64(q))
-        qq = float32(fl + (1.0 if u < float64(q) - fl else 0.0))
+def _absmax_bits(xi):
+    """Largest ``|x|`` bit pattern of a float32 row viewed as int32 (integer max: vectorises, and a result
+    ``>= 0x7F800000`` flags inf or NaN)."""
+    m = int32(0)
+    for j in range(xi.shape[0]):
+        a = xi[j] & int32(0x7FFFFFFF)
+        if a > m:
+            m = a
+    return m
+
+
+@njit(inline="always", error_model="numpy")
+def _add_noise(v, sigma, key, blk):
+    """``v[i] += f32(sigma * z_i)`` in place, normal deviates in pairs (elements ``k`` and ``k + half``)."""
+    n = v.shape[0]
+    half = n >> 1
+    base = uint64(blk) << uint64(32)
+    for k in range(half):
+        z1, z2 = normal_pair32(draw(key, base + uint64(k)))
+        v[k] = float32(v[k] + float32(sigma * z1))
+        v[k + half] = float32(v[k + half] + float32(sigma * z2))
+    if n & 1:
+        z1, z2 = normal_pair32(draw(key, base + uint64(half)))
+        v[n - 1] = float32(v[n - 1] + float32(sigma * z1))
+
+
+@njit(inline="always", error_model="numpy")
+def _quantize_sto(v, step, key, blk):
+    """Stochastic rounding to multiples of ``step`` in place: up with probability equal to the remainder."""
+    base = uint64(blk) << uint64(32)
+    for i in range(v.shape[0]):
+        q = float64(float32(v[i] / step))
+        u = float64(draw(key, base + uint64(i)) >> uint64(11)) * (1.0 / 9007199254740992.0)
+        fl = math.floor(q)
+        v[i] = float32(float32(fl + (1.0 if u < q - fl else 0.0)) * step)
+
+
+@njit(inline="always", error_model="numpy")
+def _prepare_row(x, xi, xq, P, F, rshift, backward, rkey, need_norm):
+    """DAC input of one row: NM, BM scaling, quantisation, clipping, input noise.
+
+    Returns ``(status, factor, xnorm)``: status 1 if ``x`` holds inf/NaN; ``factor`` is what the ADC output
+    is multiplied by (``1/scale`` forward, ``max|x|`` backward, as aihwkit), 0 for an all-zero row under
+    noise management; ``xnorm = ||xq||_2`` when ``need_norm``.
+    """
+    n = x.shape[0]
+    mb = _absmax_bits(xi)
+    if mb >= _FINITE_BITS:
+        return 1, float32(0.0), 0.0
+    nm_mode = F[F_NM_MODE]
+    ib = float32(P[P_INP_BOUND])
+    step = float32(P[P_INP_STEP])
+    inp_noise = P[P_INP_NOISE]
+    scaling = False
+    nm = float32(1.0)
+    if nm_mode == NM_ABS_MAX:
+        nm = _bits_to_f32(mb)
+        scaling = True
+    elif nm_mode == NM_CONSTANT:
+        nm = float32(P[P_NM_THRES])
+        scaling = True
+    if scaling and nm <= float32(0.0) and inp_noise <= 0.0:
+        for j in range(n):
+            xq[j] = float32(0.0)
+        return 0, float32(0.0), 0.0
+    scale = float32(1.0)
+    if scaling:
+        scale = float32(scale / nm)
+    if rshift > 0:
+        scale = float32(scale / float32(2.0 ** rshift))
+        scaling = True
+    if F[F_INP_STO] != 0 and step > float32(0.0):
+        for j in range(n):
+            xq[j] = float32(x[j] * scale) if scaling else x[j]
+        _quantize_sto(xq, step, rkey, _BLK_INP_STO)
+        for j in range(n):
+            xq[j] = min(max(xq[j], -ib), ib)
+    elif step > float32(0.0):
+        if scaling:
+            for j in range(n):
+                v = float32(np.rint(float32(float32(x[j] * scale) / step))) * step
+                xq[j] = min(max(v, -ib), ib)
+        else:
+            for j in range(n):
+                v = float32(np.rint(float32(x[j] / step))) * step
+                xq[j] = min(max(v, -ib), ib)
     else:
-        qq = float32(rint(float64(q)))
-    return float32(qq * step), idx
+        for j in range(n):
+            v = float32(x[j] * scale) if scaling else x[j]
+            xq[j] = min(max(v, -ib), ib)
+    if inp_noise > 0.0:
+        _add_noise(xq, float32(inp_noise), rkey, _BLK_INP_NOISE)
+    xnorm = 0.0
+    if need_norm:
+        for j in range(n):
+            xnorm += float64(xq[j]) * float64(xq[j])
+        xnorm = math.sqrt(xnorm)
+    if backward:
+        factor = nm if scaling else float32(1.0)
+    else:
+        factor = float32(float32(1.0) / scale) if scaling else float32(1.0)
+    return 0, factor, xnorm
+
+
+@njit(inline="always", error_model="numpy")
+def _finish_row(y, o, factor, xnorm, P, F, rkey):
+    """ADC output of one row: weight and output noise, quantisation, bound test, clipping, rescaling.
+
+    ``y`` (the array output, modified in place) -> ``o``. Returns 1 if an output was strictly beyond
+    ``+-out_bound`` after the ADC.
+    """
+    m = y.shape[0]
+    if factor == float32(0.0):
+        for i in range(m):
+            o[i] = float32(0.0)
+        return 0
+    w_noise = P[P_W_NOISE]
+    out_noise = P[P_OUT_NOISE]
+    ob = float32(P[P_OUT_BOUND])
+    step = float32(P[P_OUT_STEP])
+    if w_noise > 0.0:
+        _add_noise(y, float32(w_noise * xnorm), rkey, _BLK_W_NOISE)
+    if out_noise > 0.0:
+        _add_noise(y, float32(out_noise), rkey, _BLK_OUT_NOISE)
+    if step > float32(0.0):
+        if F[F_OUT_STO] != 0:
+            _quantize_sto(y, step, rkey, _BLK_OUT_STO)
+        else:
+            for i in range(m):
+                y[i] = float32(np.rint(float32(y[i] / step))) * step
+    hit = int32(0)
+    for i in range(m):
+        v = y[i]
+        hit |= int32(v > ob) | int32(v < -ob)
+        o[i] = float32(min(max(v, -ob), ob) * factor)
+    return 1 if hit != 0 else 0
+
+
+# rows of the int64 work array ``iw`` (3, batch) of mvm_prepare / mvm_finish
+IW_ROWS, IW_RSHIFT, IW_HIT = 0, 1, 2
 
 
 @njit(cache=True, error_model="numpy")
-def io_prepare(X, rows, nm_mode, nm_thres, rshift, inp_bound, inp_step, inp_sto, inp_noise, backward, key,
-               ki, wi, fi, Xq, out_factor, xnorm):
-    """Inputs of the rows listed in ``rows`` as the DAC delivers them.
+def mvm_prepare(X, iw, fw, Xq, P, F, backward, key, call, p, nr):
+    """DAC inputs of pass ``p`` of call ``call`` (step 1) for the rows ``iw[IW_ROWS, :nr]`` of ``X``.
 
-    ``X`` (batch, n) float32; ``rshift[b]`` the bound-management exponent of row b. Writes ``Xq[b]``,
-    ``out_factor[b]`` (what the ADC output is multiplied by: ``1/scale`` forward, ``max|d|`` backward, as
-    aihwkit; 0 marks an all-zero row) and ``xnorm[b] = ||Xq[b]||_2``.
+    ``X`` (batch, n) float32 C-contiguous. Work arrays (caller-allocated, reused): ``iw`` (3, batch) int64
+    (row list, bound-management exponents, bound hits; pass 0 initialises them), ``fw`` (2, batch) float64
+    (output factor and ``||Xq||_2`` per listed row), ``Xq`` (batch, n) float32: row ``t < nr`` receives
+    the DAC output of row ``iw[IW_ROWS, t]``. Returns 1 if ``X`` holds inf or NaN (else 0).
     """
     n = X.shape[1]
-    ib = float32(inp_bound)
-    step = float32(inp_step)
-    for t in range(rows.shape[0]):
-        b = rows[t]
-        scaling = False
-        nm = float32(1.0)
-        if nm_mode == NM_ABS_MAX:
-            nm = float32(0.0)
-            for j in range(n):
-                a = abs(X[b, j])
-                if a > nm:
-                    nm = a
-            scaling = True
-        elif nm_mode == NM_CONSTANT:
-            nm = float32(nm_thres)
-            scaling = True
-        if scaling and nm <= float32(0.0) and inp_noise <= 0.0:
-            out_factor[b] = 0.0
-            xnorm[b] = 0.0
-            for j in range(n):
-                Xq[b, j] = 0.0
-            continue
-        scale = float32(1.0)
-        if scaling:
-            scale = float32(scale / nm)
-        red = float32(2.0 ** rshift[b])
-        if rshift[b] > 0:
-            scale = float32(scale / red)
-            scaling = True
-        idx = int64(b) << 24
-        acc = 0.0
-        for j in range(n):
-            v = X[b, j]
-            if scaling:
-                v = float32(v * scale)
-            v, idx = _quantize32(v, step, inp_sto, key, idx)
-            if v > ib:
-                v = ib
-            elif v < -ib:
-                v = -ib
-            if inp_noise > 0.0:
-                z, idx = normal(key, idx, ki, wi, fi)
-                v = float32(v + float32(inp_noise * z))
-            Xq[b, j] = v
-            acc += float64(v) * float64(v)
-        if backward:
-            out_factor[b] = nm if scaling else 1.0
-        else:
-            out_factor[b] = float32(float32(1.0) / scale) if scaling else 1.0
-        xnorm[b] = math.sqrt(acc)
+    if p == 0:
+        for b in range(X.shape[0]):
+            iw[IW_ROWS, b] = b
+            iw[IW_RSHIFT, b] = 0
+            iw[IW_HIT, b] = 0
+    Xi = X.view(np.int32)
+    need_norm = P[P_W_NOISE] > 0.0
+    pkey = sub_key(sub_key(key, uint64(call)), uint64(p))
+    for t in range(nr):
+        b = iw[IW_ROWS, t]
+        st, f, xn = _prepare_row(X[b], Xi[b], Xq[t], P, F, iw[IW_RSHIFT, b], backward,
+                                 sub_key(pkey, uint64(b)), need_norm)
+        if st != 0:
+            return 1
+        fw[0, t] = f
+        fw[1, t] = xn
+    return 0
 
 
 @njit(cache=True, error_model="numpy")
-def io_finish(Y, rows, out_factor, xnorm, w_noise, out_noise, out_bound, out_step, out_sto, key, ki, wi, fi,
-              out, at_bound):
-    """Outputs of the rows listed in ``rows``: noise, ADC, bound test, clipping, rescaling.
+def mvm_finish(Y, out, iw, fw, P, F, key, call, p, nr):
+    """ADC outputs (steps 3-4) of pass ``p`` from the array outputs ``Y`` (nr, m) of the listed rows.
 
-    ``Y`` (batch, m) float32 array outputs (rows not listed are ignored); writes ``out[b]`` and
-    ``at_bound[b]`` (1 if an output was strictly beyond ``+-out_bound`` after the ADC). Returns the number
-    of such rows.
+    Writes ``out[iw[IW_ROWS, t]]`` from ``Y[t]`` (``Y`` is scratch; ``out`` may be ``Y`` itself on pass 0,
+    where the rows are in order) and the bound hits. Returns the number of rows bound management must
+    repeat (hit and ``2^r`` at most ``bm_limit``; 0 when it is off): their exponent is incremented and they
+    are listed first in ``iw[IW_ROWS]`` for the next pass.
     """
-    m = Y.shape[1]
-    ob = float32(out_bound)
-    step = float32(out_step)
-    nb = 0
-    for t in range(rows.shape[0]):
-        b = rows[t]
-        f = float32(out_factor[b])
-        if f == 0.0:
-            for i in range(m):
-                out[b, i] = 0.0
-            at_bound[b] = 0
-            continue
-        hit = 0
-        idx = (int64(b) << 24) + (int64(1) << 23)
-        for i in range(m):
-            v = Y[b, i]
-            if w_noise > 0.0:
-                z, idx = normal(key, idx, ki, wi, fi)
-                v = float32(v + float32(w_noise * xnorm[b] * z))
-            if out_noise > 0.0:
-                z, idx = normal(key, idx, ki, wi, fi)
-                v = float32(v + float32(out_noise * z))
-            v, idx = _quantize32(v, step, out_sto, key, idx)
-            if v > ob:
-                v = ob
-                hit = 1
-            elif v < -ob:
-                v = -ob
-                hit = 1
-            out[b, i] = float32(v * f)
-        at_bound[b] = hit
-        nb += hit
-    return nb
+    pkey = sub_key(sub_key(key, uint64(call)), uint64(p))
+    for t in range(nr):
+        b = iw[IW_ROWS, t]
+        iw[IW_HIT, b] = _finish_row(Y[t], out[b], float32(fw[0, t]), fw[1, t], P, F, sub_key(pkey, uint64(b)))
+    if F[F_BM] == 0:
+        return 0
+    limit = P[P_BM_LIMIT]
+    cnt = 0
+    for t in range(nr):
+        b = iw[IW_ROWS, t]
+        if iw[IW_HIT, b] != 0 and 2.0 ** iw[IW_RSHIFT, b] <= limit:
+            iw[IW_RSHIFT, b] += 1
+            iw[IW_ROWS, cnt] = b
+            cnt += 1
+    return cnt

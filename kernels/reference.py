@@ -91,6 +91,19 @@ def one_pulse(w, up, su, sd, lu, ld, ref, lo, hi, model, noise_mode, sigma, tp, 
             f = np.where(up, (1 - t) * upt[idx] + t * upt[idx + 1], (1 - t) * dnt[idx] + t * dnt[idx + 1])
         wn = np.where(up, w + su * f * (1.0 + sigma * z), w - sd * f * (1.0 + sigma * z))
         return np.clip(wn, lo, hi)
+    if model == K.MODEL_TABLE:
+        # z is the CDF level u in [0, 1); tp: n_g, n_cdf, g_lo, g_hi, cdf, up table, down table (rows = CDF)
+        ng, nc = int(tp[0]), int(tp[1])
+        glo, ghi = tp[2], tp[3]
+        cdf = np.asarray(tp[4:4 + nc])
+        upt = np.asarray(tp[4 + nc:4 + nc + nc * ng]).reshape(nc, ng)
+        dnt = np.asarray(tp[4 + nc + nc * ng:4 + nc + 2 * nc * ng]).reshape(nc, ng)
+        jb = np.clip(np.floor((w - glo) / (ghi - glo) * (ng - 1) + 0.5).astype(np.int64), 0, ng - 1)
+        u = np.broadcast_to(z, w.shape)
+        dg_up = np.array([np.interp(uu, cdf, upt[:, j]) for uu, j in zip(u.ravel(), np.broadcast_to(jb, w.shape).ravel())])
+        dg_dn = np.array([np.interp(uu, cdf, dnt[:, j]) for uu, j in zip(u.ravel(), np.broadcast_to(jb, w.shape).ravel())])
+        dg = np.where(up.ravel() if up.shape == w.shape else np.broadcast_to(up, w.shape).ravel(), dg_up * np.broadcast_to(su, w.shape).ravel(), dg_dn * np.broadcast_to(sd, w.shape).ravel())
+        return np.clip(w + dg.reshape(w.shape), lo, hi)
     raise NotImplementedError(f"reference one_pulse has no model {model}")
 
 

@@ -404,6 +404,23 @@ def _apply_device(dp, i, j, w, n, up, model, noise_mode, sigma, tp, closed_form,
 # --------------------------------------------------------------------------------------------------------
 # rows workers
 @njit(forceinline=True, error_model="numpy")
+def _pulse_device(w, w_app, dp, cnt, i, j, n, up, model, noise_mode, sigma, wn_std, tp, closed_form, dkey,
+                  ki, wi, fi, sq):
+    """``n`` same-sign pulses on device ``(i, j)``: new hidden weight, write noise, pulse counters.
+
+    The device's random words start at ``(i * in_size + j) << 20`` of the sample's device stream.
+    """
+    idx = int64((i * w.shape[1] + j) << 20)
+    wv, idx = _apply_device(dp, i, j, float64(w[i, j]), n, up, model, noise_mode, sigma, tp, closed_form,
+                            dkey, idx, ki, wi, fi, sq)
+    w[i, j] = wv
+    if wn_std > 0.0:
+        zz, idx = normal(dkey, idx, ki, wi, fi)
+        w_app[i, j] = wv + wn_std * zz
+    cnt[i, j, 0 if up else 1] += n
+
+
+@njit(forceinline=True, error_model="numpy")
 def _rows_stochastic(r0, r1, w, w_app, dp, cnt, xbits, xsign, act, nact, dbits, dsign,
                      model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sq):
     """Apply the coincidences of rows ``r0..r1-1``. Returns (pulses, up pulses)."""
@@ -426,19 +443,11 @@ def _rows_stochastic(r0, r1, w, w_app, dp, cnt, xbits, xsign, act, nact, dbits, 
             if n == 0:
                 continue
             up = ds * xsign[j] < 0
-            idx = int64((i * in_size + j) << 20)
-            wv, idx = _apply_device(dp, i, j, float64(w[i, j]), n, up, model, noise_mode, sigma, tp, closed_form,
-                                    dkey, idx, ki, wi, fi, sq)
-            w[i, j] = wv
-            if wn_std > 0.0:
-                zz, idx = normal(dkey, idx, ki, wi, fi)
-                w_app[i, j] = wv + wn_std * zz
-            if up:
-                cnt[i, j, 0] += n
-                tot_up += n
-            else:
-                cnt[i, j, 1] += n
+            _pulse_device(w, w_app, dp, cnt, i, j, n, up, model, noise_mode, sigma, wn_std, tp, closed_form,
+                          dkey, ki, wi, fi, sq)
             tot += n
+            if up:
+                tot_up += n
     return tot, tot_up
 
 
@@ -466,19 +475,11 @@ def _rows_counts(r0, r1, w, w_app, dp, cnt, xc, dc, bl, ptype,
             if n == 0:
                 continue
             up = c < 0
-            idx = int64((i * in_size + j) << 20)
-            wv, idx = _apply_device(dp, i, j, float64(w[i, j]), n, up, model, noise_mode, sigma, tp, closed_form,
-                                    dkey, idx, ki, wi, fi, sq)
-            w[i, j] = wv
-            if wn_std > 0.0:
-                zz, idx = normal(dkey, idx, ki, wi, fi)
-                w_app[i, j] = wv + wn_std * zz
-            if up:
-                cnt[i, j, 0] += n
-                tot_up += n
-            else:
-                cnt[i, j, 1] += n
+            _pulse_device(w, w_app, dp, cnt, i, j, n, up, model, noise_mode, sigma, wn_std, tp, closed_form,
+                          dkey, ki, wi, fi, sq)
             tot += n
+            if up:
+                tot_up += n
     return tot, tot_up
 
 

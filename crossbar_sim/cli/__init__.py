@@ -18,7 +18,7 @@ from crossbar_sim import __version__
 from crossbar_sim.errors import SimulatorError
 
 #: module names (in this package) of the subcommands, in the order ``--help`` lists them
-SUBCOMMANDS = ("bench", "lowrank")
+SUBCOMMANDS = ("bench", "sweep", "inspect", "plot", "devices", "fit_device", "lowrank")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # stored in result files
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0

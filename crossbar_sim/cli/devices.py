@@ -1,0 +1,109 @@
+"""``crossbar-sim devices``: the device models (and presets, when the package has them) with parameters."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "devices",
+        help="list device models and presets with their parameters",
+        description=(
+            "List the registered device models (crossbar_sim.device_models.DEVICE_MODELS) with their parameters "
+            "and defaults (aihwkit names), and the device presets with the parameters they set."),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  crossbar-sim devices\n  crossbar-sim devices SoftBoundsReference\n"
+               "  crossbar-sim devices --json > devices.json",
+    )
+    p.add_argument("name", nargs="?", default=None, help="show only this model or preset")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def _first_line(doc) -> str:
+    return (doc or "").strip().splitlines()[0].strip() if (doc or "").strip() else ""
+
+
+def model_rows() -> list[dict]:
+    from crossbar_sim.device_models import DEVICE_MODELS
+
+    rows = []
+    for name, cls in DEVICE_MODELS.items():
+        default = cls()
+        params = {f.name: getattr(default, f.name) for f in dataclasses.fields(cls)}
+        rows.append({"name": name, "class": cls.__name__, "summary": _first_line(cls.__doc__),
+                     "module_doc": _first_line(getattr(__import__(cls.__module__, fromlist=["x"]), "__doc__", "")),
+                     "parameters": params})
+    return rows
+
+
+def preset_rows() -> list[dict]:
+    """Presets from ``crossbar_sim.device_models.list_presets()`` if the package provides it."""
+    from crossbar_sim import device_models
+
+    lister = getattr(device_models, "list_presets", None)
+    if lister is None:
+        return []
+    presets = lister()
+    items = presets.items() if isinstance(presets, dict) else ((None, p) for p in presets)
+    rows = []
+    for key, p in items:
+        source = ""
+        if isinstance(p, tuple) and len(p) == 2:  # (device config, source)
+            p, source = p
+        if isinstance(p, str):  # a list of names: look each one up
+            getter = getattr(device_models, "get_preset", None)
+            key, p = p, (getter(p) if getter else None)
+        device = p if hasattr(p, "non_default") else getattr(p, "device", None)
+        if device is None and callable(p):
+            device = p()
+        name = key or getattr(p, "name", None) or type(device).__name__
+        source = source or (getattr(p, "source", None) or getattr(p, "citation", None) or getattr(p, "reference", None)
+                  or _first_line(getattr(p, "__doc__", "") if not hasattr(p, "non_default") else ""))
+        row = {"name": str(name), "source": str(source or "")}
+        if device is not None and hasattr(device, "non_default"):
+            row["model"] = type(device).__name__
+            row["parameters"] = {k: v for k, v in device.to_dict().items() if k != "type" and k in device.non_default()}
+        rows.append(row)
+    return rows
+
+
+def run(args) -> int:
+    from crossbar_sim.errors import ConfigError
+
+    models, presets = model_rows(), preset_rows()
+    if args.name:
+        key = args.name.lower().replace("-", "").replace("_", "")
+        models = [m for m in models if key in (m["name"].lower().replace("_", ""), m["class"].lower(),
+                                               m["class"].lower().removesuffix("device"))]
+        presets = [p for p in presets if p["name"].lower().replace("-", "").replace("_", "") == key]
+        if not models and not presets:
+            raise ConfigError(f"No device model or preset named {args.name!r}; run `crossbar-sim devices` for the list.")
+    if args.json:
+        print(json.dumps({"models": models, "presets": presets}, indent=1, default=str))
+        return 0
+    print(f"device models ({len(models)}):")
+    for m in models:
+        print(f"\n  {m['name']}  ({m['class']})  {m['summary']}")
+        if m["module_doc"] and m["module_doc"] != m["summary"]:
+            print(f"    {m['module_doc']}")
+        items = [f"{k}={v!r}" for k, v in m["parameters"].items()]
+        line = "    "
+        for it in items:
+            if len(line) + len(it) > 110:
+                print(line.rstrip())
+                line = "    "
+            line += it + "  "
+        print(line.rstrip())
+    if presets:
+        print(f"\npresets ({len(presets)}):")
+        for p in presets:
+            params = "  ".join(f"{k}={v!r}" for k, v in p.get("parameters", {}).items())
+            print(f"\n  {p['name']}  {p.get('model', '')}  {p['source']}")
+            if params:
+                print(f"    {params}")
+    elif not args.name:
+        print("\npresets: none in this installation (crossbar_sim.device_models.list_presets is not defined)")
+    return 0

@@ -1,0 +1,76 @@
+"""One contract for every device model and every preset: construct, pulse up and down through a tile, bounds
+per device after every update, symmetric point, number of states."""
+import numpy as np
+import pytest
+
+from crossbar_sim import AnalogTile, ConfigError, TileConfig, UpdateParameters
+from crossbar_sim.device_models import DEVICE_MODELS, get_device, get_preset, list_presets
+from crossbar_sim.device_models.presets import PRESETS
+
+MODELS = {name: cls() for name, cls in DEVICE_MODELS.items()}
+PRESET_DEVICES = {name: dev for name, (dev, _) in list_presets().items()}
+ALL = {**{f"model:{k}": v for k, v in MODELS.items()}, **{f"preset:{k}": v for k, v in PRESET_DEVICES.items()}}
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_device_contract(name):
+    dev = ALL[name]
+    # number of states: (w_max - w_min) / dw_min (aihwkit's definition)
+    assert dev.n_states == pytest.approx((dev.w_max - dev.w_min) / dev.dw_min)
+    assert dev.granularity() > 0
+    # symmetric point: where the mean up and down steps cancel (nan if there is none)
+    sp = dev.symmetric_point()
+    if np.isfinite(sp):
+        up, down = dev.mean_steps()
+        assert dev.w_min <= sp <= dev.w_max
+        def h(w):
+            return up * float(dev.q_plus(w)) - down * float(dev.q_minus(w))
+
+        # a root of h, or (measured tables: piecewise-constant q) a sign change of h across it
+        d = 1e-3 * (dev.w_max - dev.w_min)
+        assert abs(h(sp)) <= 1e-6 * max(up, down) or h(max(sp - d, dev.w_min)) * h(min(sp + d, dev.w_max)) <= 0
+    # through a tile: 60 updates up, then 60 down, bounds held per device after every update
+    upd = UpdateParameters(desired_bl=31)
+    tile = AnalogTile(6, 7, TileConfig.perfect(dev, upd), seed=3)
+    lo, hi = tile.w_min_bound, tile.w_max_bound
+    assert np.all(lo <= 0) and np.all(hi >= 0)
+    w0 = np.clip(np.full(tile.shape, sp if np.isfinite(sp) else 0.0, np.float32), lo, hi)
+    tile.set_weights(w0)
+    x = np.ones(7, np.float32)
+    lr = 5 * dev.granularity()
+    means = [tile.hidden_weights().mean()]
+    for sign in (-1.0, 1.0):  # d = -1: W <- W + lr x (up pulses); d = +1: down pulses
+        for _ in range(60):
+            tile.update(x, np.full(6, sign, np.float32), lr)
+            w = tile.hidden_weights()
+            assert np.all(w >= lo - 1e-6) and np.all(w <= hi + 1e-6)
+        means.append(tile.hidden_weights().mean())
+    assert tile.counters["n_pulses_up"] > 0 and tile.counters["n_pulses_down"] > 0
+    assert means[1] > means[0] and means[2] < means[1]
+
+
+def test_presets_have_sources_and_docstrings():
+    for name, (factory, source) in PRESETS.items():
+        assert "et al" in source or "Gokmen" in source, name
+        assert "aihwkit" in source
+        assert factory.__doc__ and ("et al" in factory.__doc__ or "Gokmen" in factory.__doc__), name
+
+
+def test_preset_lookup():
+    assert get_device("EcRam") == get_preset("ecram")
+    assert get_preset("ReRamES", dw_min=0.01).dw_min == 0.01
+    assert get_device("SoftBounds").__class__.__name__ == "SoftBoundsDevice"
+    with pytest.raises(ConfigError, match="Unknown preset 'nope'"):
+        get_preset("nope")
+    with pytest.raises(ConfigError, match="Unknown device 'nope'"):
+        get_device("nope")
+
+
+def test_preset_values_match_source():
+    # a few numbers as published in aihwkit's presets (Tang 2018 ECRAM, Gong 2018 ReRAM, IEDM 2022 array)
+    e = get_preset("EcRam")
+    assert (e.gamma_up, e.gamma_down, e.w_max, e.w_min) == (0.1153, 0.5085, 1.1724, -0.8276)
+    r = get_preset("ReRamES")
+    assert (r.A_up, r.A_down, r.a, r.b, r.up_down) == (-1.18445, -0.081404, -0.5, -0.5, 0.259359)
+    a = get_preset("ReRamArrayHfO2")
+    assert a.dw_min == 0.4622 and a.dw_min_dtod_log_normal and a.subtract_symmetry_point
