@@ -104,7 +104,7 @@ def test_run_config_errors(plays):
 
 # ---------------------------------------------------------------------------------------------- CLI
 def _args(plays, out, *extra):
-    return ["lowrank", "--steps", "2", "--ranks", "2", "--set", "lm.d_model=8", "--set", "lm.d_ff=12",
+    return ["lowrank", "--steps", "2", "--ranks", "2", "--backends", "analog", "--set", "lm.d_model=8", "--set", "lm.d_ff=12",
             "--set", "lm.n_layers=1", "--set", "lm.n_heads=2", "--set", "lm.seq_len=8", "--set", "batch_size=2",
             "--set", "eval_every=1", "--set", "eval_tokens=32", "--set", f"data.root={plays}",
             "--set", "data.val_plays=[\"play-1\"]", "--out", str(out), "--no-progress", *extra]
