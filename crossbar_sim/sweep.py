@@ -111,6 +111,9 @@ def load_experiment(name: str) -> Experiment:
         return obj.EXPERIMENT
     if isinstance(obj, dict):
         return Experiment(name=name, spec=obj)
+    kind = getattr(obj, "KIND", None)
+    if isinstance(kind, str):  # an experiment of another subcommand (e.g. KIND = "lowrank")
+        raise ConfigError(f"Experiment {name!r} is not a sweep; run it with `crossbar-sim {kind}`.")
     raise ConfigError(f"Entry point {name!r} does not name an Experiment (got {type(obj).__name__}).")
 
 

@@ -202,3 +202,10 @@ def test_store_rebuilt_from_journal(plays, tmp_path):
     store2 = LowRankStore(out, sweep, resume=True)
     assert store2.done_ids() == {"0000"}
     assert read_runs(out)[0]["point"]["method"] == "galore"
+
+
+def test_sweep_names_the_subcommand_of_the_lowrank_experiment():
+    from crossbar_sim.sweep import load_experiment
+
+    with pytest.raises(ConfigError, match=r"'lowrank_shakespeare' is not a sweep; run it with `crossbar-sim lowrank`"):
+        load_experiment("lowrank_shakespeare")
