@@ -111,6 +111,9 @@ def load_experiment(name: str) -> Experiment:
         return obj.EXPERIMENT
     if isinstance(obj, dict):
         return Experiment(name=name, spec=obj)
+    kind = getattr(obj, "KIND", None)
+    if isinstance(kind, str):  # an experiment of another subcommand (e.g. KIND = "lowrank")
+        raise ConfigError(f"Experiment {name!r} is not a sweep; run it with `crossbar-sim {kind}`.")
     if callable(getattr(obj, "run", None)) and callable(getattr(obj, "points", None)):  # e.g. mnist_paper
         raise ConfigError(f"{name!r} is a network experiment, run by 'crossbar-sim train --experiment {name}' "
                           f"(--epochs, --taus, --models, --algorithms, --seeds, --out; see crossbar-sim train --help).")

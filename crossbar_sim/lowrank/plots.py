@@ -1,0 +1,121 @@
+"""Figures of a low-rank sweep: validation perplexity vs step, optimiser-state memory vs rank, energy breakdown.
+
+``plot_*(ax, records, ...)`` draw on a given Axes (no global pyplot state); :func:`write_figures` makes the three
+PNG files. ``records`` are dicts as :func:`crossbar_sim.lowrank.records.read_runs` returns them.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..energy import CATEGORIES
+from .memory import matrix_state_floats
+
+COLORS = {"adamw": "black", "galore": "tab:blue", "osd": "tab:red", "tiki_taka": "tab:green"}
+
+
+def _label(p) -> str:
+    r = "" if p["rank"] is None else f" r={p['rank']}"
+    return f"{p['method']}{r}" + ("" if p["backend"] == "analog" else " (digital)")
+
+
+def plot_val_ppl(ax, records, backend=None):
+    """Validation perplexity against training step, one line per run (dashed: digital backend)."""
+    ranks = sorted({r["point"]["rank"] for r in records if r["point"]["rank"] is not None})
+    styles = ["-", "--", "-.", ":"]
+    for r in records:
+        p = r["point"]
+        if backend and p["backend"] != backend:
+            continue
+        m = r["metrics"]
+        if "val_ppl" not in m or len(m["val_ppl"]) == 0:
+            continue
+        ls = styles[ranks.index(p["rank"]) % len(styles)] if p["rank"] is not None else "-"
+        lw = 1.0 if p["backend"] == "digital" else 1.8
+        ax.plot(m["steps"], m["val_ppl"], ls, color=COLORS[p["method"]], lw=lw, alpha=0.9 if lw > 1 else 0.6,
+                label=_label(p) + ("" if p["seed"] == 0 else f" s{p['seed']}"))
+    ax.set_xlabel("training step")
+    ax.set_ylabel("validation perplexity (per character)")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+
+
+def plot_memory_vs_rank(ax, records, shapes=None):
+    """Digital optimiser-state bytes of the weight matrices against rank: measured (markers) and the closed
+    forms for the run's matrix shapes (lines); full-rank AdamW as a horizontal line, Tiki-Taka at 0 digital."""
+    if shapes is None and records:
+        from .lm import LMConfig
+        from ..config import Config
+
+        lm = Config.from_dict(records[0]["config"]["lm"]) if isinstance(records[0]["config"].get("lm"), dict) \
+            else LMConfig()
+        shapes = list(lm.matrix_shapes().values())
+    smax = max(min(s) for s in shapes)
+    rr = np.arange(1, smax + 1)
+    for method in ("galore", "osd"):
+        closed = [4 * sum(sum(matrix_state_floats(method, m, n, int(r)).values()) for m, n in shapes) for r in rr]
+        ax.plot(rr, closed, "-", color=COLORS[method], lw=1, alpha=0.6, label=f"{method} closed form")
+    full = 4 * sum(sum(matrix_state_floats("adamw", m, n).values()) for m, n in shapes)
+    ax.axhline(full, color=COLORS["adamw"], lw=1, ls="--", label="full-rank AdamW closed form")
+    for r in records:
+        p = r["point"]
+        b = r["budget"].get("memory_optimizer_state_matrices_bytes")
+        if b is None:
+            continue
+        x = p["rank"] if p["rank"] is not None else (smax if p["method"] == "adamw" else 0.5)
+        ax.plot([x], [max(b, 1.0)], "o", color=COLORS[p["method"]], ms=6, mfc="none" if p["backend"] == "digital"
+                else COLORS[p["method"]])
+    ax.plot([], [], "o", color=COLORS["tiki_taka"], label="Tiki-Taka: 0 digital (drawn at 1 B)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("rank r")
+    ax.set_ylabel("optimiser state of the weight matrices (bytes, float32)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def plot_energy_breakdown(ax, records, backend="analog"):
+    """Stacked bars of training energy by category, one bar per run (log-scale totals printed on top)."""
+    recs = [r for r in records if r["point"]["backend"] == backend and r["budget"]]
+    if not recs:
+        recs = [r for r in records if r["budget"]]
+    labels = [_label(r["point"]) for r in recs]
+    x = np.arange(len(recs))
+    bottom = np.zeros(len(recs))
+    cmap = __import__("matplotlib").colormaps["tab10"]
+    for i, c in enumerate(CATEGORIES):
+        vals = np.array([float(r["budget"].get(f"energy_{c}_J", 0.0)) for r in recs])
+        if not np.any(vals > 0):
+            continue
+        ax.bar(x, vals, bottom=bottom, color=cmap(i % 10), label=c)
+        bottom += vals
+    for xi, t in zip(x, bottom):
+        ax.text(xi, t, f"{t:.2g} J", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=7)
+    ax.set_ylabel("training energy (J)")
+    ax.legend(fontsize=7)
+    ax.grid(True, axis="y", alpha=0.3)
+
+
+def write_figures(records, outdir: str, prefix: str = "lowrank") -> list[str]:
+    """``<prefix>_val_ppl.png``, ``<prefix>_memory_vs_rank.png``, ``<prefix>_energy.png``; returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    os.makedirs(outdir or ".", exist_ok=True)
+    paths = []
+    for name, fn, size in (("val_ppl", plot_val_ppl, (7, 4.5)), ("memory_vs_rank", plot_memory_vs_rank, (6, 4.5)),
+                           ("energy", plot_energy_breakdown, (8, 4.8))):
+        fig = Figure(figsize=size, dpi=120)
+        ax = fig.add_subplot(111)
+        fn(ax, records)
+        fig.tight_layout()
+        path = os.path.join(outdir, f"{prefix}_{name}.png")
+        fig.savefig(path)
+        paths.append(path)
+    return paths
