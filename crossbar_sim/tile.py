@@ -33,7 +33,8 @@ _PTYPE = {
     "none_with_device": K.PULSE_NONE_WITH_DEVICE,
 }
 
-#: tiles with at least this many devices use the parallel update kernel (when numba has > 1 thread)
+#: the parallel update kernel runs when the tile and the average sample touch at least this many devices
+#: (rows x non-zero inputs), and numba has > 1 thread
 PARALLEL_MIN_DEVICES = 1 << 16
 
 
@@ -275,8 +276,11 @@ class AnalogTile:
                     sqrt_table(), self._stats)
             if ptype != K.PULSE_STOCHASTIC:
                 K.pulsed_update_counts(*args)
-            elif self.out_size > 1 and self.out_size * self.in_size >= PARALLEL_MIN_DEVICES:
-                # numba.get_num_threads() takes a process lock: ask only for tiles that may run in parallel
+            elif (self.out_size > 1 and self.out_size * self.in_size >= PARALLEL_MIN_DEVICES
+                  and self.out_size * np.count_nonzero(X) >= PARALLEL_MIN_DEVICES * B):
+                # parallel only when a sample touches enough devices: the threads are woken once per sample,
+                # which costs more than it saves for sparse inputs (a Tiki-Taka transfer writes one column;
+                # MNIST pixels are mostly 0). numba.get_num_threads() takes a process lock: ask only here.
                 nthreads = _num_threads() if self.threads is None else int(self.threads)
                 if nthreads > 1:
                     K.pulsed_update(*args, min(nthreads * 4, self.out_size))

@@ -19,7 +19,7 @@ PERFECT = IOParameters(is_perfect=True)
 
 
 def _installed(name):
-    # CI sets CROSSBAR_SIM_REQUIRE_DATA=mnist after 'crossbar-sim data install': a missing dataset fails there
+    # CROSSBAR_SIM_REQUIRE_DATA=mnist turns a missing dataset into a failure (CI gets MNIST from "crossbar-sim data install")
     required = name in os.environ.get("CROSSBAR_SIM_REQUIRE_DATA", "").split(",")
     return required or DATASETS[name].locate() is not None or cache_file(name).is_file()
 

@@ -212,4 +212,6 @@ def test_bad_presets_are_rejected(tmp_path, device, axes, match):
 def test_presets_experiment_is_a_valid_sweep():
     spec, _ = resolve_spec("presets_least_squares")
     sw = expand(spec)
-    assert len(sw["points"]) == 2 * len(sw["axes"]["preset"]) and sw["axes"]["algorithm"] == ["analog_sgd", "tiki_taka"]
+    # per preset: analog SGD at 2 learning rates, Tiki-Taka at 2 learning rates x 2 fast_lr
+    assert len(sw["points"]) == (2 + 4) * len(sw["axes"]["preset"])
+    assert sw["axes"]["algorithm"] == ["analog_sgd", "tiki_taka"]
