@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import FormatError
+from ..store import _atomic_h5, _h5py
 
 FORMAT_NAME = "crossbar-sim"
 FORMAT_VERSION = 1
@@ -44,12 +45,6 @@ COUNTER_UNITS = {
     "mvm": "MVM read cycles", "dac": "DAC conversions", "adc": "ADC conversions",
     "n_transfers": "Tiki-Taka transfers", "n_transfer_reads": "columns read by transfers",
 }
-
-
-def _h5py():
-    import h5py
-
-    return h5py
 
 
 def dumps(obj) -> str:
@@ -89,18 +84,6 @@ def open_results(path: str, mode: str = "r"):
         f.close()
         raise
     return f
-
-
-def _atomic(path: str, fill) -> None:
-    h5py = _h5py()
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with h5py.File(tmp, "w") as f:
-            fill(f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _header(f, sweep: dict, argv) -> None:
@@ -207,7 +190,7 @@ class LowRankStore:
             if stored is not None and stored != json.loads(dumps(sweep["spec"])):
                 raise FormatError(f"{self.path} holds a different sweep (its spec differs); use another --out.")
         if not exists:
-            _atomic(self.path, lambda f: _header(f, sweep, argv))
+            _atomic_h5(self.path, lambda f: _header(f, sweep, argv))
         os.makedirs(self.journal, exist_ok=True)
         self._merge_journal()
 
@@ -242,7 +225,7 @@ class LowRankStore:
 
     def write(self, run_id: str, result, point: dict, index: int, **extra) -> None:
         part = os.path.join(self.journal, run_id + ".h5")
-        _atomic(part, lambda f: write_run(f.create_group("runs"), run_id, result, point, index, **extra))
+        _atomic_h5(part, lambda f: write_run(f.create_group("runs"), run_id, result, point, index, **extra))
         with _h5py().File(self.path, "a") as f:
             self._merge_one(f, run_id)
 

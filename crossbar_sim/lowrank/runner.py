@@ -27,21 +27,12 @@ import numpy as np
 from ..config import apply_overrides
 from ..energy import CATEGORIES
 from ..errors import ConfigError
+from ..sweep import _flatten
 from .optim import AdamWConfig, GaLoreConfig, OSDConfig
 from .train import METHODS, LowRankRunConfig, train_lm
 
 SPEC_KEYS = ("name", "description", "seed", "methods", "ranks", "seeds", "backends", "lr", "run", "optim")
 _OPTIM = {"adamw": AdamWConfig, "galore": GaLoreConfig, "osd": OSDConfig}
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def check_spec(spec: dict) -> dict:
