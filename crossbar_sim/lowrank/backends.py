@@ -99,17 +99,16 @@ def _sum_counters(tiles) -> dict:
     return out
 
 
-class AnalogMatrix:
-    """An :class:`AnalogTile` holding ``W``; updates written as pulses (see the module docstring)."""
+class _TileMatrix:
+    """A tile holding ``W / alpha`` (``alpha`` = ``weight_scale``): the model reads and multiplies ``alpha W_tile``."""
 
-    kind = "analog"
+    tile_class = AnalogTile
 
-    def __init__(self, w: np.ndarray, config: TileConfig, seed=None, weight_scale: float = 1.0):
+    def __init__(self, w: np.ndarray, config, seed=None, weight_scale: float = 1.0):
         out_size, in_size = np.shape(w)
         self.alpha = float(weight_scale)
-        self.tile = AnalogTile(out_size, in_size, config, seed=seed)
+        self.tile = self.tile_class(out_size, in_size, config, seed=seed)
         self.tile.set_weights(np.asarray(w, np.float64) / self.alpha)
-        self.dense_cycles = 0
 
     @property
     def shape(self):
@@ -124,6 +123,21 @@ class AnalogMatrix:
     def read(self) -> np.ndarray:
         """The model's weights ``alpha W_tile``."""
         return self.alpha * self.tile.read_weights()
+
+    def apply_rank1(self, X, D, lr: float) -> None:
+        """Every sample's rank-1 term ``(x_t, alpha d_t)`` (the gradient of ``W_tile``) pulsed onto the tile
+        (analog SGD: onto W; Tiki-Taka: onto A, transferring on schedule)."""
+        self.tile.update(X, self.alpha * np.asarray(D), lr)
+
+
+class AnalogMatrix(_TileMatrix):
+    """An :class:`AnalogTile` holding ``W``; updates written as pulses (see the module docstring)."""
+
+    kind = "analog"
+
+    def __init__(self, w: np.ndarray, config: TileConfig, seed=None, weight_scale: float = 1.0):
+        super().__init__(w, config, seed, weight_scale)
+        self.dense_cycles = 0
 
     def apply(self, upd: WeightUpdate) -> None:
         if upd.decay:
@@ -141,10 +155,6 @@ class AnalogMatrix:
             self.tile.update(np.eye(n, dtype=np.float32), np.ascontiguousarray(delta.T), 1.0)
         self.dense_cycles += min(m, n)
 
-    def apply_rank1(self, X, D, lr: float) -> None:
-        """Analog SGD: every sample's rank-1 term pulsed onto W (the tile's gradient is ``alpha dY^T X``)."""
-        self.tile.update(X, self.alpha * np.asarray(D), lr)
-
     @property
     def counters(self) -> dict:
         return _sum_counters([self.tile])
@@ -161,36 +171,18 @@ class AnalogMatrix:
         self.dense_cycles = int(st["dense_cycles"])
 
 
-class TikiTakaMatrix:
+class TikiTakaMatrix(_TileMatrix):
     """A :class:`TikiTakaTile` holding ``W`` (= C, gamma 0); per-token rank-1 terms pulsed onto A."""
 
     kind = "tiki_taka"
 
+    tile_class = TikiTakaTile
+
     def __init__(self, w: np.ndarray, config: CompoundTileConfig, seed=None, weight_scale: float = 1.0):
-        out_size, in_size = np.shape(w)
-        self.alpha = float(weight_scale)
-        self.tile = TikiTakaTile(out_size, in_size, config, seed=seed)
-        self.tile.set_weights(np.asarray(w, np.float64) / self.alpha)
-
-    @property
-    def shape(self):
-        return self.tile.shape
-
-    def forward(self, X: np.ndarray) -> np.ndarray:
-        return self.alpha * self.tile.forward(X)
-
-    def backward(self, D: np.ndarray) -> np.ndarray:
-        return self.alpha * self.tile.backward(D)
-
-    def read(self) -> np.ndarray:
-        return self.alpha * self.tile.read_weights()
+        super().__init__(w, config, seed, weight_scale)
 
     def apply(self, upd: WeightUpdate) -> None:
         raise ConfigError("A Tiki-Taka tile takes rank-1 gradient terms (apply_rank1), not optimiser updates.")
-
-    def apply_rank1(self, X, D, lr: float) -> None:
-        """Every token's term ``(x_t, alpha d_t)`` (the gradient of ``W_tile``) onto A; transfers on schedule."""
-        self.tile.update(X, self.alpha * np.asarray(D), lr)
 
     @property
     def counters(self) -> dict:
