@@ -28,7 +28,8 @@ A spec is a dict (a named experiment's ``SPEC``, or a TOML file with the same st
     [[cases]]
     algorithm = ["tiki_taka", "digital_sgd"]
 
-A ``[device]`` table may name a ``preset`` (``crossbar-sim devices`` lists them) instead of a ``model``; its
+A ``[device]`` table may name a ``preset`` (``crossbar-sim devices`` lists them; or a device file written by
+``crossbar-sim fit-device``) instead of a ``model``; its
 other keys override the preset's parameters. Axis names: ``tau``; ``seed``; ``preset`` (a list of preset names,
 or ``"all"``); bare names of device parameters (``dw_min``, ``up_down``, ``dw_min_std`` ...),
 of :class:`~crossbar_sim.training.TrainConfig` (``algorithm``, ``lr``, ``steps`` ...) or of the task
@@ -56,7 +57,7 @@ import numpy as np
 
 from . import device_models as _device_models  # noqa: F401 - registers the device configs for from_json
 from .config import Config, apply_overrides
-from .errors import ConfigError, SimulatorError
+from .errors import ConfigError, FormatError, SimulatorError
 from .tasks import LeastSquaresTask
 from .training import RunResult, TrainConfig, train
 
@@ -283,8 +284,10 @@ def _preset_device(name, where: str):
     if not isinstance(name, str):
         raise ConfigError(f"{where}: a preset name (string) is expected. Got {name!r}; sweep presets with an axis.")
     try:
+        if name.endswith(".json") or os.path.isfile(name):  # a device file (crossbar-sim fit-device -o FILE)
+            return device_models.load_device_file(name)
         return getter(name)
-    except ConfigError as exc:
+    except (ConfigError, FormatError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
 

@@ -215,3 +215,24 @@ def test_presets_experiment_is_a_valid_sweep():
     # per preset: analog SGD at 2 learning rates, Tiki-Taka at 2 learning rates x 2 fast_lr
     assert len(sw["points"]) == (2 + 4) * len(sw["axes"]["preset"])
     assert sw["axes"]["algorithm"] == ["analog_sgd", "tiki_taka"]
+
+
+def test_a_fitted_device_file_is_a_sweep_device(tmp_path):
+    """fit-device writes a device file; a spec names it as its [device] preset (or in the preset axis)."""
+    from crossbar_sim.device_models import ExpStepDevice, save_device_file
+
+    dev = ExpStepDevice(dw_min=0.02, A_up=0.3, gamma_up=-0.7, A_down=0.003, gamma_down=4.4)
+    path = str(tmp_path / "fitted.json")
+    save_device_file(path, dev, source="test")
+    spec = tiny_spec(tmp_path)
+    spec["device"] = {"preset": path, "w_max_dtod": 0.0}
+    sw = expand(spec)
+    taus = {p["run_id"]: p["values"]["tau"] for p in sw["points"]}
+    for run_id, cfg in sw["configs"].items():
+        if cfg.train.algorithm != "digital_sgd":
+            got = cfg.train.device  # the spec's tau axis sets the bounds; everything else is the file's
+            assert got.w_max == -got.w_min == taus[run_id]
+            assert got.replace(w_max=dev.w_max, w_min=dev.w_min) == dev.replace(w_max_dtod=0.0)
+    spec["device"] = {"preset": str(tmp_path / "missing.json")}
+    with pytest.raises(ConfigError, match=r"device\.preset: .*missing\.json"):
+        expand(spec)
