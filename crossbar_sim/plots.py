@@ -20,8 +20,10 @@ from .store import LS_LAYER, open_results, read_runs
 
 KINDS = ("convergence-vs-asymmetry", "loss", "weights", "pulses")
 
-ALGO_LABELS = {"analog_sgd": "Analog SGD", "tiki_taka": "Tiki-Taka", "digital_sgd": "Digital SGD"}
-ALGO_COLORS = {"analog_sgd": "#d62728", "tiki_taka": "#1f77b4", "digital_sgd": "#2ca02c"}
+ALGO_LABELS = {"analog_sgd": "Analog SGD", "tiki_taka": "Tiki-Taka", "ttv2": "Tiki-Taka v2",
+               "chopped_ttv2": "chopped TTv2", "agad": "AGAD", "digital_sgd": "Digital SGD"}
+ALGO_COLORS = {"analog_sgd": "#d62728", "tiki_taka": "#1f77b4", "ttv2": "#9467bd", "chopped_ttv2": "#8c564b",
+               "agad": "#ff7f0e", "digital_sgd": "#2ca02c"}
 
 
 # ------------------------------------------------------------------------------------------ selection
@@ -242,7 +244,7 @@ def compute_pulses(f, run_id: str | None = None, where: dict | None = None) -> d
 # ------------------------------------------------------------------------------------------ draw
 def plot_convergence_vs_asymmetry(ax, data: dict) -> None:
     """Error floor vs tau (log-log), one line per (algorithm, lr), seed std as error bars."""
-    markers = {"analog_sgd": "o", "tiki_taka": "s", "digital_sgd": "^"}
+    markers = {"analog_sgd": "o", "tiki_taka": "s", "ttv2": "D", "chopped_ttv2": "v", "agad": "P", "digital_sgd": "^"}
     styles = ["-", "--", ":", "-."]
     seen = defaultdict(int)
     for s in data["series"]:

@@ -246,9 +246,12 @@ def error_floor_definition(fraction: float = 0.2) -> str:
 
 ERROR_FLOOR_DEFINITION = error_floor_definition(0.2)
 
+#: tile kinds made of arrays A and C (their buffers and choppers live in the stored state)
+COMPOUND_KINDS = ("TikiTakaTile", "BufferedTransferTile")
+
 
 def tile_from_state(state: dict):
-    """Rebuild a tile (AnalogTile or TikiTakaTile) from its ``get_state()`` dict."""
+    """Rebuild a tile (AnalogTile, TikiTakaTile or BufferedTransferTile) from its ``get_state()`` dict."""
     kind = state.get("kind")
     if kind == "AnalogTile":
         from .tile import AnalogTile
@@ -258,6 +261,10 @@ def tile_from_state(state: dict):
         from .compound import TikiTakaTile
 
         return TikiTakaTile.from_state(state)
+    if kind == "BufferedTransferTile":
+        from .buffered import BufferedTransferTile
+
+        return BufferedTransferTile.from_state(state)
     raise FormatError(f"Unknown tile kind {kind!r} in the stored state; cannot rebuild the tile.")
 
 
@@ -323,10 +330,11 @@ def write_run(parent, run_id: str, result, point: dict | None = None, index: int
     layer.attrs["kind"] = state["kind"]
     layer.attrs["shape"] = np.asarray(state["shape"], np.int64)
     tile = tile_from_state(state)
-    arrays = tile.tiles if hasattr(tile, "tiles") and state["kind"] == "TikiTakaTile" else {"W": tile}
+    compound = state["kind"] in COMPOUND_KINDS
+    arrays = {k: v for k, v in tile.tiles.items() if k in ("A", "C")} if compound else {"W": tile}
     for name, arr in arrays.items():
         _write_array_group(layer.create_group(name), arr, result.snapshots, name)
-    if state["kind"] == "TikiTakaTile":
+    if compound:
         cnt = layer.create_group("counters")
         for k, v in tile.counters.items():
             cnt.create_dataset(k, data=np.int64(v)).attrs["units"] = COUNTER_UNITS.get(k, "")
@@ -368,7 +376,7 @@ def load_tile(file, path: str):
     for c in candidates:
         if isinstance(c, h5py.Group) and "json" in c.attrs:
             state = read_tree(c)
-            if state.get("kind") in ("AnalogTile", "TikiTakaTile"):
+            if state.get("kind") in ("AnalogTile",) + COMPOUND_KINDS:
                 return tile_from_state(state)
     raise FormatError(f"{f.filename}:{path} holds no tile state (digital runs have no tile).")
 

@@ -28,7 +28,7 @@ from .rng import make_seedseq
 from .tasks import LeastSquares
 from .tile import AnalogTile
 
-ALGORITHMS = ("digital_sgd", "analog_sgd", "tiki_taka")
+ALGORITHMS = ("digital_sgd", "analog_sgd", "tiki_taka", "ttv2", "chopped_ttv2", "agad")
 
 #: units of the recorded metrics (stored as HDF5 attributes)
 METRIC_UNITS = {
@@ -56,7 +56,9 @@ class TrainConfig(Config):
     Parameters
     ----------
     algorithm : str
-        ``digital_sgd`` (floating point), ``analog_sgd`` (gradient pulsed onto W) or ``tiki_taka`` (v1).
+        ``digital_sgd`` (floating point), ``analog_sgd`` (gradient pulsed onto W), ``tiki_taka`` (v1), or
+        the buffered variants ``ttv2``, ``chopped_ttv2`` and ``agad`` (:mod:`crossbar_sim.buffered`, with
+        their default buffer/chopper parameters and the v1 hyper-parameters of ``transfer``).
     device : PulsedDevice
         Device of the weight tile (and of Tiki-Taka's A and C unless ``device_c`` is set). Default: the
         paper's asymmetric linear device with tau = 1 and no variation.
@@ -176,15 +178,24 @@ class DigitalWeights:
 
 
 def build_model(shape, cfg: TrainConfig, seed):
-    """The weight holder of a run: digital weights, an analog tile or a Tiki-Taka tile."""
+    """The weight holder of a run: digital weights, an analog tile or a Tiki-Taka (v1 or buffered) tile."""
     if cfg.algorithm == "digital_sgd":
         return DigitalWeights(shape)
     if cfg.algorithm == "analog_sgd":
         tc = TileConfig(device=cfg.device, update=cfg.update, forward=cfg.forward, backward=cfg.backward)
         return AnalogTile(shape[0], shape[1], tc, seed=seed)
-    comp = TransferCompound.from_params(cfg.transfer, cfg.device, cfg.device_c)
+    if cfg.algorithm == "tiki_taka":
+        comp = TransferCompound.from_params(cfg.transfer, cfg.device, cfg.device_c)
+        cc = CompoundTileConfig(device=comp, update=cfg.update, forward=cfg.forward, backward=cfg.backward)
+        return TikiTakaTile(shape[0], shape[1], cc, seed=seed)
+    from .buffered import BufferedTransfer, BufferedTransferTile, ChoppedTransfer, DynamicTransfer, \
+        with_transfer_params
+
+    cls = {"ttv2": BufferedTransfer, "chopped_ttv2": ChoppedTransfer, "agad": DynamicTransfer}[cfg.algorithm]
+    kw = {} if cls is BufferedTransfer else {"units_in_mbatch": cfg.transfer.units_in_mbatch}
+    comp = with_transfer_params(cls, cfg.transfer, cfg.device, cfg.device_c, **kw)
     cc = CompoundTileConfig(device=comp, update=cfg.update, forward=cfg.forward, backward=cfg.backward)
-    return TikiTakaTile(shape[0], shape[1], cc, seed=seed)
+    return BufferedTransferTile(shape[0], shape[1], cc, seed=seed)
 
 
 def _arrays(model) -> dict:

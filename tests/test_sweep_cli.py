@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import h5py
+import numpy as np
 import pytest
 
 from _sweeputil import SLOW_TOML, TINY_TOML, assert_same_runs, cli, digest, write_spec
@@ -193,3 +194,28 @@ def test_a_dead_worker_is_one_clear_error_and_finished_runs_stay(tmp_path, slow_
     partial = digest(out)
     assert len(partial) >= 1
     assert_same_runs(partial, {r: slow_clean[r] for r in partial})
+
+
+def test_buffered_tiki_taka_variants_sweep_store_and_reload(tmp_path, capsys):
+    """TTv2, chopped TTv2 and AGAD run in least-squares sweeps; their tiles (buffers included) reload."""
+    from crossbar_sim.buffered import BufferedTransferTile
+    from crossbar_sim.store import load_tile
+
+    text = TINY_TOML.replace('algorithm = ["analog_sgd", "tiki_taka", "digital_sgd"]',
+                             'algorithm = ["ttv2", "chopped_ttv2", "agad"]')
+    out = str(tmp_path / "buffered.h5")
+    assert main(["sweep", write_spec(tmp_path, text), "--workers", "1", "--out", out, "-q", "--no-plot",
+                 "--set", "axes.seed=[0]", "--set", "axes.tau=[0.6]"]) == 0
+    with h5py.File(out, "r") as f:
+        runs = sorted(f["runs"])
+        assert len(runs) == 3
+        for r in runs:
+            layer = f["runs"][r]["tiles"]
+            (name,) = list(layer)
+            assert layer[name].attrs["kind"] == "BufferedTransferTile"
+            assert set(layer[name]) >= {"A", "C", "counters", "state"}
+    for r in runs:
+        tile = load_tile(out, f"/runs/{r}")
+        assert isinstance(tile, BufferedTransferTile) and np.all(np.isfinite(tile.read_weights()))
+    assert main(["inspect", out, runs[-1]]) == 0
+    assert "BufferedTransferTile" in capsys.readouterr().out
