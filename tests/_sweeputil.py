@@ -41,9 +41,9 @@ seed = [0, 1]
 algorithm = ["analog_sgd", "tiki_taka", "digital_sgd"]
 """
 
-# runs of a few tenths of a second each, so that a sweep can be killed half-way
+# runs of about a second each (warm Numba cache), so that a sweep can be killed half-way before it ends
 SLOW_TOML = TINY_TOML.replace("n_samples = 20\nin_size = 8", 'n_samples = 50\nin_size = 20\ngradient = "per_sample"').replace(
-    "steps = 30", "steps = 150").replace('algorithm = ["analog_sgd", "tiki_taka", "digital_sgd"]',
+    "steps = 30", "steps = 500").replace('algorithm = ["analog_sgd", "tiki_taka", "digital_sgd"]',
                                          'algorithm = ["analog_sgd", "tiki_taka"]')
 
 
