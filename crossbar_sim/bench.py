@@ -8,8 +8,9 @@ dw_min and bounds, up_down_dtod 0.01, cycle-to-cycle dw_min_std 0.3), ``lr = 0.0
 Every timing is repeated and reported as the median and the minimum (this machine's speed varies by up to
 3x from second to second, so ratios are measured in the same run, interleaved). Reported per case: time per
 sample, ns per device per sample, mean pulses per device per sample, the ratio to the NumPy twin (on a few
-samples: the twin is slow), the ratio of pulse-by-pulse to closed form, and forward / backward MVM time
-(perfect and default periphery) against plain float32 ``x @ W.T`` / ``d @ W`` on one BLAS thread.
+samples, median of 3 interleaved runs: the twin is slow), the ratio of pulse-by-pulse to closed form, and
+forward / backward MVM time (perfect and default periphery) against plain float32 ``x @ W.T`` / ``d @ W`` on
+one BLAS thread.
 
 Run ``crossbar-sim bench`` or ``python -m crossbar_sim.bench``.
 """
@@ -71,21 +72,27 @@ def bench_update(size: int, batch: int, threads: int = 1, repeat: int = 7, twin_
     st = run(True)  # compile / warm up
     run(False)
     pulses = st[K.ST_PULSES] / (batch * size * size)
+    ns = max(1, min(twin_samples, batch))  # the NumPy twin (pulse by pulse) is timed on a few samples
+
+    def twin():
+        wt = w0.copy()
+        cnt = np.zeros((size, size, 2), np.int64)
+        t0 = time.perf_counter()
+        R.pulsed_update(wt, wt, dev.dp, cnt, Xs[0][:ns], Ds[0][:ns], 0.05, dev.granularity, 31, True, True, 1.0,
+                        K.PULSE_STOCHASTIC, dev.model, dev.noise_mode, dev.dw_min_std, 0.0, dev.tp, rng)
+        return (time.perf_counter() - t0) / ns
+
     cf = []
     pp = []
-    for _ in range(repeat):  # interleaved: both see the same machine state
+    tw = []
+    for i in range(repeat):  # interleaved: all see the same machine state (the slow twin: 3 times at most)
         cf.append(_timeit(lambda: run(True), 1)[0])
         pp.append(_timeit(lambda: run(False), 1)[0])
+        if i < 3:
+            tw.append(twin())
     t_cf = statistics.median(cf) / batch
     t_pp = statistics.median(pp) / batch
-    # NumPy twin on a few samples (pulse by pulse)
-    ns = max(1, min(twin_samples, batch))
-    wt = w0.copy()
-    cnt = np.zeros((size, size, 2), np.int64)
-    t0 = time.perf_counter()
-    R.pulsed_update(wt, wt, dev.dp, cnt, Xs[0][:ns], Ds[0][:ns], 0.05, dev.granularity, 31, True, True, 1.0,
-                    K.PULSE_STOCHASTIC, dev.model, dev.noise_mode, dev.dw_min_std, 0.0, dev.tp, rng)
-    t_twin = (time.perf_counter() - t0) / ns
+    t_twin = statistics.median(tw)
     n_dev = size * size
     return {
         "kind": "update", "size": size, "batch": batch, "threads": threads,
