@@ -409,6 +409,21 @@ def _points_table(points: list[dict], axes: list[str]) -> np.ndarray:
     return table
 
 
+def merge_journal_part(f, journal: str, rid: str) -> None:
+    """Move run ``rid`` from its journal file ``<journal>/<rid>.h5`` into the open main file ``f``, through a
+    staging group, so that a crash leaves the run either absent or complete (re-merged on the next open)."""
+    h5py = _h5py()
+    with h5py.File(os.path.join(journal, rid + ".h5"), "r") as part:
+        staging = f.require_group("_staging")
+        if rid in staging:
+            del staging[rid]
+        if rid in f["runs"]:
+            del f["runs"][rid]
+        part.copy(part["runs"][rid], staging, rid)
+        f.move(f"_staging/{rid}", f"runs/{rid}")
+        del f["_staging"]
+
+
 def _atomic_h5(path: str, fill) -> None:
     """Create ``path`` whole: write it under a temporary name, then rename it into place."""
     h5py = _h5py()
@@ -553,16 +568,7 @@ class SweepStore:
                     self._merge_part(f, rid)
 
     def _merge_part(self, f, rid: str) -> None:
-        h5py = _h5py()
-        with h5py.File(os.path.join(self.journal, rid + ".h5"), "r") as part:
-            staging = f.require_group("_staging")
-            if rid in staging:
-                del staging[rid]
-            if rid in f["runs"]:
-                del f["runs"][rid]
-            part.copy(part["runs"][rid], staging, rid)
-            f.move(f"_staging/{rid}", f"runs/{rid}")
-            del f["_staging"]
+        merge_journal_part(f, self.journal, rid)
 
     # ------------------------------------------------------------------ writing
     def done_ids(self) -> list[str]:

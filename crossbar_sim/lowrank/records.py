@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import FormatError
-from ..store import _atomic_h5, _h5py
+from ..store import _atomic_h5, _h5py, merge_journal_part
 
 FORMAT_NAME = "crossbar-sim"
 FORMAT_VERSION = 1
@@ -204,16 +204,7 @@ class LowRankStore:
             return {rid for rid, g in f["runs"].items() if g.attrs.get("status") in DONE}
 
     def _merge_one(self, f, rid: str) -> None:
-        h5py = _h5py()
-        with h5py.File(os.path.join(self.journal, rid + ".h5"), "r") as part:
-            staging = f.require_group("_staging")
-            if rid in staging:
-                del staging[rid]
-            if rid in f["runs"]:
-                del f["runs"][rid]
-            part.copy(part["runs"][rid], staging, rid)
-            f.move(f"_staging/{rid}", f"runs/{rid}")
-            del f["_staging"]
+        merge_journal_part(f, self.journal, rid)
 
     def _merge_journal(self) -> None:
         done = self.done_ids()
