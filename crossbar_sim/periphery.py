@@ -92,6 +92,14 @@ def _scratch(batch: int, n: int):
     return sc
 
 
+def _count(counters, passes: int, n_in: int, n_out: int) -> None:
+    """Energy-model counters of ``passes`` array reads: one MVM, ``n_in`` DAC and ``n_out`` ADC conversions each."""
+    if counters is not None:
+        counters["mvm"] += passes
+        counters["dac"] += passes * n_in
+        counters["adc"] += passes * n_out
+
+
 def analog_mvm(W, X, io: IOParameters, key, call: int, zig=None, transposed=False, allow_bm=True,
                counters=None):
     """``Y = X @ W.T`` (or ``X @ W`` when ``transposed``) through the periphery ``io``.
@@ -140,10 +148,7 @@ def analog_mvm(W, X, io: IOParameters, key, call: int, zig=None, transposed=Fals
             Ys = Xq[:nr] @ W if transposed else Xq[:nr] @ W.T
             passes += nr
             nr = KM.mvm_finish(Ys, Y, iw, fw, P, F, key, call, p, nr)
-    if counters is not None:
-        counters["mvm"] += passes
-        counters["dac"] += passes * n_in
-        counters["adc"] += passes * n_out
+    _count(counters, passes, n_in, n_out)
     return Y
 
 
@@ -186,8 +191,5 @@ def read_columns(W, cols, io: IOParameters, key, call: int, zig=None, counters=N
             Ys[t] = Xq[t, c] * W[:, c]
         passes += nr
         nr = KM.mvm_finish(Ys, Y, iw, fw, P, F, key, call, p, nr)
-    if counters is not None:
-        counters["mvm"] += passes
-        counters["dac"] += passes * in_size
-        counters["adc"] += passes * n_out
+    _count(counters, passes, in_size, n_out)
     return Y
