@@ -66,7 +66,7 @@ def bench_update(size: int, batch: int, threads: int = 1, repeat: int = 7, twin_
         st = np.zeros(K.N_ST, np.int64)
         K.pulsed_update(w, w, dev.dp, cnt, Xs[k], Ds[k], 0.05, dev.granularity, 31, True, True, 1.0,
                         K.PULSE_STOCHASTIC, dev.model, dev.noise_mode, dev.dw_min_std, 0.0, dev.tp, closed_form,
-                        np.uint64(seed), np.uint64(state["k"] * batch), ki, wi, fi, sqrt_table(), st, nblocks)
+                        np.uint64(seed), np.uint64(state["k"] * batch), ki, wi, fi, sqrt_table(), st, 0, nblocks)
         return st
 
     st = run(True)  # compile / warm up

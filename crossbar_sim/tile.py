@@ -248,10 +248,13 @@ class AnalogTile:
         lr = V.check_float(lr, "lr", "AnalogTile.update", 0.0, None)
         self._update(X, D, lr, granularity, update)
 
-    def _update(self, X, D, lr: float, granularity=None, update=None) -> None:
+    def _update(self, X, D, lr: float, granularity=None, update=None, sign_mode: int = 0) -> None:
         """:meth:`update` without validation: ``X``, ``D`` C-contiguous float32 (batch, in/out), finite, ``lr`` >= 0.
 
         The internal fast path of compound tiles and network layers (which produce their inputs themselves).
+        ``sign_mode`` (pulsed types only): 0 applies every pulse; +1 only the up pulses; -1 only the down
+        pulses, applied as up pulses (the two devices of a one-sided pair share one set of pulse trains when
+        both are called with the same update key, sample counter and granularity).
         """
         up = self.config.update if update is None else update
         g = self.devices.granularity if granularity is None else float(granularity)
@@ -273,7 +276,7 @@ class AnalogTile:
             args = (self._w, self._w_app, dev.dp, self.pulse_counts, X, D, lr, g, up.desired_bl, ublm, um,
                     up.um_grad_scale, ptype, dev.model, dev.noise_mode, dev.dw_min_std, dev.write_noise, dev.tp,
                     up.closed_form, np.uint64(self._keys["update"]), np.uint64(self._t["update"]), ki, wi, fi,
-                    sqrt_table(), self._stats)
+                    sqrt_table(), self._stats, int(sign_mode))
             if ptype != K.PULSE_STOCHASTIC:
                 K.pulsed_update_counts(*args)
             elif (self.out_size > 1 and self.out_size * self.in_size >= PARALLEL_MIN_DEVICES

@@ -108,12 +108,13 @@ def one_pulse(w, up, su, sd, lu, ld, ref, lo, hi, model, noise_mode, sigma, tp, 
 
 
 def pulsed_update(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_scale, ptype,
-                  model, noise_mode, sigma, wn_std, tp, rng, trains=None):
+                  model, noise_mode, sigma, wn_std, tp, rng, trains=None, sign_mode=0):
     """Pulse-by-pulse twin of :func:`kernels.update.pulsed_update` (stochastic and mean-count types).
 
     ``trains``, if given, is a list with one ``(x_bits, d_bits)`` pair of boolean arrays per sample (the
     kernel's own pulse trains, see ``crossbar_sim.tile.sample_trains``); otherwise trains are drawn from
-    ``rng``. Cycle-to-cycle and write noise are drawn from ``rng``. Returns the stats vector.
+    ``rng``. Cycle-to-cycle and write noise are drawn from ``rng``. ``sign_mode`` as the kernel's (+1: only
+    up pulses; -1: only down pulses, applied as up pulses). Returns the stats vector.
     """
     stats = np.zeros(K.N_ST, np.int64)
     su, sd, lu, ld, ref, lo, hi = (dp[..., k].astype(np.float64) for k in range(7))
@@ -144,6 +145,9 @@ def pulsed_update(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_
             n = np.abs(np.rint(c)).astype(np.int64)
             sgn = np.sign(c)
         up = sgn < 0
+        if sign_mode != 0:
+            n = np.where(up == (sign_mode > 0), n, 0)
+            up = np.ones_like(up)
         wv = w.astype(np.float64)
         pulsed = n > 0
         for k in range(int(n.max(initial=0))):

@@ -422,7 +422,7 @@ def _pulse_device(w, w_app, dp, cnt, i, j, n, up, model, noise_mode, sigma, wn_s
 
 @njit(forceinline=True, error_model="numpy")
 def _rows_stochastic(r0, r1, w, w_app, dp, cnt, xbits, xsign, act, nact, dbits, dsign,
-                     model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sq):
+                     model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sq, sign_mode):
     """Apply the coincidences of rows ``r0..r1-1``. Returns (pulses, up pulses)."""
     in_size = w.shape[1]
     nw = xbits.shape[1]
@@ -443,6 +443,10 @@ def _rows_stochastic(r0, r1, w, w_app, dp, cnt, xbits, xsign, act, nact, dbits, 
             if n == 0:
                 continue
             up = ds * xsign[j] < 0
+            if sign_mode != 0:
+                if up != (sign_mode > 0):
+                    continue
+                up = True
             _pulse_device(w, w_app, dp, cnt, i, j, n, up, model, noise_mode, sigma, wn_std, tp, closed_form,
                           dkey, ki, wi, fi, sq)
             tot += n
@@ -453,7 +457,7 @@ def _rows_stochastic(r0, r1, w, w_app, dp, cnt, xbits, xsign, act, nact, dbits, 
 
 @njit(forceinline=True, error_model="numpy")
 def _rows_counts(r0, r1, w, w_app, dp, cnt, xc, dc, bl, ptype,
-                 model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sq):
+                 model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sq, sign_mode):
     """Deterministic coincidences (mean count / deterministic implicit) for rows ``r0..r1-1``."""
     in_size = w.shape[1]
     tot = int64(0)
@@ -475,6 +479,10 @@ def _rows_counts(r0, r1, w, w_app, dp, cnt, xc, dc, bl, ptype,
             if n == 0:
                 continue
             up = c < 0
+            if sign_mode != 0:
+                if up != (sign_mode > 0):
+                    continue
+                up = True
             _pulse_device(w, w_app, dp, cnt, i, j, n, up, model, noise_mode, sigma, wn_std, tp, closed_form,
                           dkey, ki, wi, fi, sq)
             tot += n
@@ -548,7 +556,8 @@ def _sample_workspace(out_size, in_size, desired_bl):
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def pulsed_update(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_scale, ptype,
-                  model, noise_mode, sigma, wn_std, tp, closed_form, key, t0, ki, wi, fi, sq, stats, nblocks):
+                  model, noise_mode, sigma, wn_std, tp, closed_form, key, t0, ki, wi, fi, sq, stats, sign_mode,
+                  nblocks):
     """Apply the samples of ``X`` (batch, in) and ``D`` (batch, out) one after the other.
 
     ``w`` (out, in) float32 hidden weights, updated in place; ``w_app`` apparent weights (the same array
@@ -556,7 +565,9 @@ def pulsed_update(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_
     up/down pulse counters; sample ``s`` uses random stream ``sub_key(key, t0 + s)``; ``stats`` (5,) int64
     accumulates pulses, pulse cycles, slots, up and down pulses. Within a sample the rows are split into
     ``nblocks`` blocks run in parallel (``nblocks=1``: one thread). Results do not depend on ``nblocks``
-    or the thread count: random numbers depend only on (key, sample, device). ``ptype`` is
+    or the thread count: random numbers depend only on (key, sample, device). ``sign_mode`` 0 applies every
+    pulse; +1 only the up (potentiation) pulses; -1 only the down pulses, applied as *up* pulses (the minus
+    device of a one-sided pair, ``w = w_plus - w_minus``: both devices only potentiate). ``ptype`` is
     ``PULSE_STOCHASTIC`` here; the deterministic types go through :func:`pulsed_update_counts` (a separate
     kernel so that each compiles only what it runs).
 
@@ -583,7 +594,8 @@ def pulsed_update(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_
             r0 = b * bs
             r1 = min(out_size, r0 + bs)
             t, tu = _rows_stochastic(r0, r1, w, w_app, dp, cnt, xbits, xsign, act, nact, dbits, dsign,
-                                     model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sq)
+                                     model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sq,
+                                     sign_mode)
             part[b, 0] = t
             part[b, 1] = tu
         tot = int64(0)
@@ -598,7 +610,8 @@ def pulsed_update(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_
 
 @njit(cache=True, error_model="numpy")
 def pulsed_update_counts(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_scale, ptype,
-                         model, noise_mode, sigma, wn_std, tp, closed_form, key, t0, ki, wi, fi, sq, stats):
+                         model, noise_mode, sigma, wn_std, tp, closed_form, key, t0, ki, wi, fi, sq, stats,
+                         sign_mode):
     """As :func:`pulsed_update` for the deterministic pulse types (``PULSE_MEAN_COUNT``: aihwkit MeanCount,
     ``PULSE_DETERMINISTIC``: deterministic implicit). Single-threaded: these exist to reproduce aihwkit's
     deterministic cases and to fix pulse counts in tests, not for speed."""
@@ -617,7 +630,7 @@ def pulsed_update_counts(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, u
         if nact == 0:
             continue
         tot, tot_up = _rows_counts(row0, out_size, w, w_app, dp, cnt, xc, dc, bl, ptype, model, noise_mode,
-                                   sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sq)
+                                   sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sq, sign_mode)
         stats[ST_PULSES] += tot
         stats[ST_UP] += tot_up
         stats[ST_DOWN] += tot - tot_up

@@ -232,7 +232,7 @@ def test_result_independent_of_thread_count():
         cnt = np.zeros((256, 256, 2), np.int64)
         K.pulsed_update(w, w, dev.dp, cnt, X, D, 0.05, dev.granularity, 31, True, True, 1.0, K.PULSE_STOCHASTIC,
                         dev.model, dev.noise_mode, dev.dw_min_std, 0.0, dev.tp, True, np.uint64(3), np.uint64(0),
-                        *zig_tables(), sqrt_table(), np.zeros(K.N_ST, np.int64), nblocks)
+                        *zig_tables(), sqrt_table(), np.zeros(K.N_ST, np.int64), 0, nblocks)
         outs.append(w)
     np.testing.assert_array_equal(outs[0], outs[1])
     np.testing.assert_array_equal(outs[0], outs[2])
@@ -305,3 +305,45 @@ def test_write_noise_only_on_read_weights():
     after = tile.read_weights()
     assert np.all(after[:, 10:] == before[:, 10:])  # untouched devices keep their read noise
     assert np.all(after[:, :10] != before[:, :10])
+
+
+@pytest.mark.parametrize("sign_mode", [1, -1])
+def test_sign_mode_equals_twin_with_noise_off(sign_mode):
+    """One-sided updates (the devices of a plus-minus pair): only the pulses of one sign are applied, and
+    the down pulses of ``sign_mode=-1`` are applied as up pulses; the same trains give the twin exactly."""
+    dev = SoftBoundsDevice(dw_min_std=0.0, dw_min=0.01)
+    tile = AnalogTile(12, 9, TileConfig(device=dev, update=UpdateParameters(closed_form=False)), seed=3)
+    rng = np.random.default_rng(4)
+    tile.set_weights(rng.uniform(-0.3, 0.3, tile.shape))
+    X, D = _samples(rng, 20, 12, 9)
+    trains = sample_trains(tile, X, D, lr=0.05)
+    dvc = tile.devices
+    w_twin = tile.hidden_weights()
+    cnt_twin = np.zeros_like(tile.pulse_counts)
+    R.pulsed_update(w_twin, w_twin, dvc.dp, cnt_twin, X, D, 0.05, dvc.granularity, 31, True, True, 1.0,
+                    K.PULSE_STOCHASTIC, dvc.model, dvc.noise_mode, 0.0, 0.0, dvc.tp, np.random.default_rng(0),
+                    trains=trains, sign_mode=sign_mode)
+    tile._update(X, D, 0.05, sign_mode=sign_mode)
+    np.testing.assert_array_equal(tile.hidden_weights(), w_twin)
+    np.testing.assert_array_equal(tile.pulse_counts, cnt_twin)
+    assert tile.pulse_counts[..., 1].sum() == 0 and tile.counters["n_pulses_down"] == 0
+    assert tile.counters["n_pulses"] == tile.pulse_counts.sum() > 0
+
+
+def test_plus_minus_pair_splits_the_pulses_of_one_tile():
+    """Two tiles with the same update stream, one with sign_mode +1 and one with -1, receive exactly the
+    pulses one tile receives (up pulses on the plus device, down pulses as up pulses on the minus device):
+    on constant-step devices far from their bounds, w_plus - w_minus moves exactly as the single tile."""
+    dev = ConstantStepDevice(dw_min=0.01, dw_min_std=0.0, dw_min_dtod=0.0, up_down_dtod=0.0,
+                             w_max=10.0, w_min=-10.0, w_max_dtod=0.0, w_min_dtod=0.0)
+    cfg = TileConfig(device=dev)
+    one, plus, minus = (AnalogTile(6, 5, cfg, seed=8) for _ in range(3))
+    rng = np.random.default_rng(2)
+    X, D = _samples(rng, 30, 6, 5)
+    one._update(X, D, 0.1)
+    plus._update(X, D, 0.1, sign_mode=1)
+    minus._update(X, D, 0.1, sign_mode=-1)
+    np.testing.assert_allclose(plus.hidden_weights() - minus.hidden_weights(), one.hidden_weights(), atol=1e-5)
+    np.testing.assert_array_equal(plus.pulse_counts[..., 0], one.pulse_counts[..., 0])
+    np.testing.assert_array_equal(minus.pulse_counts[..., 0], one.pulse_counts[..., 1])
+    assert one.counters["n_pulses"] == plus.counters["n_pulses"] + minus.counters["n_pulses"] > 0
