@@ -24,7 +24,7 @@ import numpy as np
 from .kernels import reference as R
 from .kernels import update as K
 from .params import TileConfig
-from .tile import AnalogTile, set_num_threads, sqrt_table, zig_tables
+from .tile import AnalogTile, set_num_threads, zig_tables
 
 
 def reference_device():
@@ -58,20 +58,26 @@ def bench_update(size: int, batch: int, threads: int = 1, repeat: int = 7, twin_
     nblocks = 1 if threads <= 1 else min(4 * threads, size)
     state = {"k": 0}
 
-    def run(closed_form):
+    w = w0.copy()
+    cnt = np.zeros((2, size, size), np.int64)
+    st = np.zeros(K.N_ST, np.int64)
+
+    def run(closed_form, path=K.PATH_AUTO):
+        """One kernel call on a fresh copy of the weights; returns its time (the copy is not timed)."""
         k = state["k"] % pool
         state["k"] += 1
-        w = w0.copy()
-        cnt = np.zeros((size, size, 2), np.int64)
-        st = np.zeros(K.N_ST, np.int64)
-        K.pulsed_update(w, w, dev.dp, cnt, Xs[k], Ds[k], 0.05, dev.granularity, 31, True, True, 1.0,
+        w[...] = w0
+        cnt[...] = 0
+        st[...] = 0
+        t0 = time.perf_counter()
+        K.pulsed_update(w, w, dev.dp, dev.dpr, cnt, Xs[k], Ds[k], 0.05, dev.granularity, 31, True, True, 1.0,
                         K.PULSE_STOCHASTIC, dev.model, dev.noise_mode, dev.dw_min_std, 0.0, dev.tp, closed_form,
-                        np.uint64(seed), np.uint64(state["k"] * batch), ki, wi, fi, sqrt_table(), st, 0, nblocks)
-        return st
+                        np.uint64(seed), np.uint64(state["k"] * batch), ki, wi, fi, st, 0, path, nblocks)
+        return time.perf_counter() - t0
 
-    st = run(True)  # compile / warm up
-    run(False)
+    run(True)  # compile / warm up
     pulses = st[K.ST_PULSES] / (batch * size * size)
+    run(False)
     ns = max(1, min(twin_samples, batch))  # the NumPy twin (pulse by pulse) is timed on a few samples
 
     def twin():
@@ -86,8 +92,8 @@ def bench_update(size: int, batch: int, threads: int = 1, repeat: int = 7, twin_
     pp = []
     tw = []
     for i in range(repeat):  # interleaved: all see the same machine state (the slow twin: 3 times at most)
-        cf.append(_timeit(lambda: run(True), 1)[0])
-        pp.append(_timeit(lambda: run(False), 1)[0])
+        cf.append(run(True))
+        pp.append(run(False))
         if i < 3:
             tw.append(twin())
     t_cf = statistics.median(cf) / batch

@@ -44,12 +44,6 @@ def zig_tables():
     return ziggurat_tables()
 
 
-@lru_cache(maxsize=1)
-def sqrt_table():
-    """``sqrt(n)`` for ``n = 0 .. MAX_BL`` (pulse counts), shared by every tile."""
-    return np.sqrt(np.arange(K.MAX_BL + 1, dtype=np.float64))
-
-
 def check_state(state: dict, shape) -> Config:
     """The config of a tile state from ``get_state``, after checking it is for a tile of ``shape``."""
     if list(state["shape"]) != list(shape):
@@ -127,7 +121,7 @@ class AnalogTile:
         self._t = {"update": 0, "forward": 0, "backward": 0, "misc": 0}
         self._w = np.zeros((self.out_size, self.in_size), np.float32)
         self._w_app = self._w if self.devices.write_noise == 0.0 else np.zeros_like(self._w)
-        self.pulse_counts = np.zeros((self.out_size, self.in_size, 2), np.int64)  # [..., 0] up, [..., 1] down
+        self._cnt = np.zeros((2, self.out_size, self.in_size), np.int64)  # [0] up, [1] down (planar: vectorises)
         self.counters = {k: 0 for k in COUNTER_NAMES}
         self._stats = np.zeros(K.N_ST, np.int64)
         self.set_weights(self._w)
@@ -136,6 +130,12 @@ class AnalogTile:
     @property
     def shape(self) -> tuple[int, int]:
         return (self.out_size, self.in_size)
+
+    @property
+    def pulse_counts(self) -> np.ndarray:
+        """Up and down pulses received by each device, (out_size, in_size, 2) int64: ``[..., 0]`` up,
+        ``[..., 1]`` down (a writable view of the counters)."""
+        return np.moveaxis(self._cnt, 0, -1)
 
     @property
     def granularity(self) -> float:
@@ -273,24 +273,27 @@ class AnalogTile:
             ki, wi, fi = zig_tables()
             ublm = up.update_bl_management
             um = up.update_management or ublm
-            args = (self._w, self._w_app, dev.dp, self.pulse_counts, X, D, lr, g, up.desired_bl, ublm, um,
-                    up.um_grad_scale, ptype, dev.model, dev.noise_mode, dev.dw_min_std, dev.write_noise, dev.tp,
-                    up.closed_form, np.uint64(self._keys["update"]), np.uint64(self._t["update"]), ki, wi, fi,
-                    sqrt_table(), self._stats, int(sign_mode))
+            key, t0 = np.uint64(self._keys["update"]), np.uint64(self._t["update"])
             if ptype != K.PULSE_STOCHASTIC:
-                K.pulsed_update_counts(*args)
-            elif (self.out_size > 1 and self.out_size * self.in_size >= PARALLEL_MIN_DEVICES
-                  and self.out_size * np.count_nonzero(X) >= PARALLEL_MIN_DEVICES * B):
-                # parallel only when a sample touches enough devices: the threads are woken once per sample,
-                # which costs more than it saves for sparse inputs (a Tiki-Taka transfer writes one column;
-                # MNIST pixels are mostly 0). numba.get_num_threads() takes a process lock: ask only here.
-                nthreads = _num_threads() if self.threads is None else int(self.threads)
+                K.pulsed_update_counts(self._w, self._w_app, dev.dp, self._cnt, X, D, lr, g, up.desired_bl, ublm,
+                                       um, up.um_grad_scale, ptype, dev.model, dev.noise_mode, dev.dw_min_std,
+                                       dev.write_noise, dev.tp, up.closed_form, key, t0, ki, wi, fi, self._stats,
+                                       int(sign_mode))
+            else:
+                args = (self._w, self._w_app, dev.dp, dev.dpr, self._cnt, X, D, lr, g, up.desired_bl, ublm, um,
+                        up.um_grad_scale, ptype, dev.model, dev.noise_mode, dev.dw_min_std, dev.write_noise,
+                        dev.tp, up.closed_form, key, t0, ki, wi, fi, self._stats, int(sign_mode), K.PATH_AUTO)
+                nthreads = 1
+                if (self.out_size > 1 and self.out_size * self.in_size >= PARALLEL_MIN_DEVICES
+                        and self.out_size * np.count_nonzero(X) >= PARALLEL_MIN_DEVICES * B):
+                    # parallel only when a sample touches enough devices: the threads are woken once per
+                    # sample, which costs more than it saves for sparse inputs (a Tiki-Taka transfer writes
+                    # one column; MNIST pixels are mostly 0). numba.get_num_threads() takes a process lock.
+                    nthreads = _num_threads() if self.threads is None else int(self.threads)
                 if nthreads > 1:
                     K.pulsed_update(*args, min(nthreads * 4, self.out_size))
                 else:
                     _run_single_threaded(K.pulsed_update, args + (1,))
-            else:
-                _run_single_threaded(K.pulsed_update, args + (1,))
             self._sync_stats()
         self._t["update"] += B
         self.counters["n_updates"] += B
@@ -318,7 +321,7 @@ class AnalogTile:
             "device_params": dev.dp.copy(),
             "tile_params": dev.tp.copy(),
             "reset_bias": dev.reset_bias.copy(),
-            "pulse_counts": self.pulse_counts.copy(),
+            "pulse_counts": self.pulse_counts.copy(),  # (out, in, 2)
             "stats": self._stats.copy(),
             "counters": dict(self.counters),
             "rng": {k: [str(int(self._keys[k])), int(self._t[k])] for k in self._keys},
@@ -340,7 +343,7 @@ class AnalogTile:
             self._w_app = self._w
         else:
             self._w_app = np.ascontiguousarray(state["apparent_weights"], np.float32).copy()
-        self.pulse_counts = np.ascontiguousarray(state["pulse_counts"], np.int64).copy()
+        self._cnt = np.moveaxis(np.asarray(state["pulse_counts"], np.int64), -1, 0).copy()
         self._stats = np.ascontiguousarray(state["stats"], np.int64).copy()
         self.counters = {k: int(state["counters"].get(k, 0)) for k in COUNTER_NAMES}
         for k, (key, t) in state["rng"].items():

@@ -11,6 +11,7 @@ Suffix grammar (aihwkit): ``x`` the mean, ``x_dtod`` device-to-device spread (dr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import ClassVar
@@ -60,6 +61,15 @@ class DeviceArrays:
     @property
     def shape(self):
         return self.dp.shape[:2]
+
+    @functools.cached_property
+    def dpr(self) -> np.ndarray:
+        """Rows SU .. HI of ``dp`` in the row-planar layout of the vectorised update, (out, 7, in) float32
+        (linear family; an empty array for the other models, which the update reads from ``dp``).
+        Derived once, on first use."""
+        if self.model != K.MODEL_LINEAR:
+            return np.zeros((0, K.N_DPR, 0), np.float32)
+        return K.row_planar(self.dp)
 
     @property
     def w_lo(self):
