@@ -69,10 +69,14 @@ def bench_update(size: int, batch: int, threads: int = 1, repeat: int = 7, twin_
         w[...] = w0
         cnt[...] = 0
         st[...] = 0
+        args = (w, w, dev.dp, dev.dpr, cnt, Xs[k], Ds[k], 0.05, dev.granularity, 31, True, True, 1.0,
+                K.PULSE_STOCHASTIC, dev.model, dev.noise_mode, dev.dw_min_std, 0.0, dev.tp, closed_form,
+                np.uint64(seed), np.uint64(state["k"] * batch), ki, wi, fi, st, 0, path)
         t0 = time.perf_counter()
-        K.pulsed_update(w, w, dev.dp, dev.dpr, cnt, Xs[k], Ds[k], 0.05, dev.granularity, 31, True, True, 1.0,
-                        K.PULSE_STOCHASTIC, dev.model, dev.noise_mode, dev.dw_min_std, 0.0, dev.tp, closed_form,
-                        np.uint64(seed), np.uint64(state["k"] * batch), ki, wi, fi, st, 0, path, nblocks)
+        if nblocks > 1:
+            K.pulsed_update(*args, nblocks)
+        else:
+            K.pulsed_update_serial(*args)
         return time.perf_counter() - t0
 
     run(True)  # compile / warm up

@@ -52,20 +52,6 @@ def check_state(state: dict, shape) -> Config:
     return Config.from_json(cfg) if isinstance(cfg, str) else cfg
 
 
-def _run_single_threaded(kernel, args):
-    """Run a ``parallel=True`` kernel on the calling thread only (no worker wake-up: small tiles)."""
-    import numba
-
-    prev = numba.get_num_threads()
-    if prev == 1:
-        return kernel(*args)
-    numba.set_num_threads(1)
-    try:
-        return kernel(*args)
-    finally:
-        numba.set_num_threads(prev)
-
-
 def _num_threads() -> int:
     import numba
 
@@ -293,7 +279,7 @@ class AnalogTile:
                 if nthreads > 1:
                     K.pulsed_update(*args, min(nthreads * 4, self.out_size))
                 else:
-                    _run_single_threaded(K.pulsed_update, args + (1,))
+                    K.pulsed_update_serial(*args)
             self._sync_stats()
         self._t["update"] += B
         self.counters["n_updates"] += B
@@ -388,8 +374,8 @@ def sample_trains(tile: AnalogTile, X, D, lr, t0=None, granularity=None, update=
         xs = np.zeros(tile.in_size, np.int8)
         ds = np.zeros(tile.out_size, np.int8)
         if bl > 0:
-            K.make_bits(X[s], B, bl, lkey, 0, xb, xs)
-            K.make_bits(D[s], A, bl, lkey, tile.in_size, db, ds)
+            K.make_bits(X[s], B, bl, lkey, 0, xb, xs, np.empty(tile.in_size))
+            K.make_bits(D[s], A, bl, lkey, tile.in_size, db, ds, np.empty(tile.out_size))
         out.append((_unpack(xb, bl), _unpack(db, bl)))
     return out
 

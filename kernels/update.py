@@ -28,9 +28,9 @@ the condition fails, or the device is not in the linear family, pulses are simul
 Vectorised rows. The closed form is written without branches, so the loop over the devices of a row compiles to
 AVX-512/AVX2 code (8 devices per step): over every column when the trains fit one 64-bit word and at least a
 quarter of the input lines fire (:func:`_row_dense`), otherwise over the devices that receive pulses, gathered
-into contiguous buffers (:func:`_row_compact`). Device parameters are read from a row-planar copy ``dpr``
-(out, 7, in) and the counters are planar (2, out, in). Both give bit for bit what the device-by-device path
-(:func:`_pulse_device`) gives; the tests check it.
+into contiguous buffers of up to COMPACT_CHUNK devices across rows (:func:`_rows_compact`). Device parameters
+are read from a row-planar copy ``dpr`` (out, 7, in) and the counters are planar (2, out, in). Both give bit for
+bit what the device-by-device path (:func:`_pulse_device`) gives; the tests check it.
 
 Random numbers are counter based (:mod:`.rng`): sample ``t`` of a tile with key ``key`` uses stream
 ``sub_key(key, t)``; lines and devices use independent sub-streams, device ``(i, j)`` starts at word
@@ -86,6 +86,8 @@ MAX_BL = 4096  # bit trains use words line * 4096 + k/2 of the line stream
 PATH_AUTO, PATH_DENSE, PATH_COMPACT, PATH_SCALAR = 0, 1, 2, 3
 #: the dense vectorised row runs when at least 1/DENSE_MIN_FRACTION of the input lines fire
 DENSE_MIN_FRACTION = 4
+#: devices gathered per batch of the compacted path
+COMPACT_CHUNK = 2048
 _CF_MAX_RSQRTN = 0.01  # closed form for multiplicative noise only when |r| sqrt(n) <= this
 _ENVELOPE = 8.0  # standard deviations kept away from the bounds by the closed form
 
@@ -142,42 +144,52 @@ def _absmax(v):
 
 
 @njit(cache=True, error_model="numpy")
-def make_bits(v, scale, bl, key, line0, bits, sign):
+def make_bits(v, scale, bl, key, line0, bits, sign, thr):
     """Bit-packed stochastic pulse trains of a vector of lines.
 
     Line ``k`` (global line number ``line0 + k``) fires in each of the ``bl`` slots with probability
-    ``min(scale |v_k|, 1)``. Writes ``bits[k, :]`` and ``sign[k]`` (+1/-1, 0 when the line never fires);
-    returns the number of lines that fire at least once.
+    ``min(scale |v_k|, 1)``: slots ``2m`` and ``2m + 1`` compare the low and high 32 bits of word ``m`` of
+    the line's stream with ``p 2^32`` (``p >= 1``: always, ``p = 0``: never). Writes ``bits[k, :]`` and
+    ``sign[k]`` (+1/-1, 0 when the line never fires); ``thr`` is a work array of ``len(v)`` floats.
+    Returns the number of lines that fire at least once.
     """
+    n = v.shape[0]
+    for k in range(n):
+        thr[k] = abs(float64(v[k])) * scale * 4294967296.0
     nw = bits.shape[1]
-    active = 0
-    for k in range(v.shape[0]):
-        for wd in range(nw):
-            bits[k, wd] = uint64(0)
-        val = float64(v[k])
-        p = abs(val) * scale
-        sign[k] = 0
-        if p <= 0.0:
-            continue
-        any_bit = uint64(0)
-        if p >= 1.0:
-            for s in range(bl):
-                bits[k, s >> 6] |= uint64(1) << uint64(s & 63)
-            any_bit = uint64(1)
-        else:
-            thr = p * 4294967296.0
+    if nw == 1:
+        # one word per line: slot-pair passes over all lines, branch-free (vectorises)
+        for k in range(n):
+            bits[k, 0] = uint64(0)
+        for s in range(0, bl, 2):
+            two = s + 1 < bl
+            sh = uint64(s)
+            for k in range(n):
+                word = draw(key, (line0 + k) * MAX_BL + (s >> 1))
+                b0 = uint64(float64(word & uint64(0xFFFFFFFF)) < thr[k])
+                b1 = uint64(two & (float64(word >> uint64(32)) < thr[k]))
+                bits[k, 0] |= (b0 | (b1 << uint64(1))) << sh
+    else:
+        for k in range(n):
+            for wd in range(nw):
+                bits[k, wd] = uint64(0)
+            t = thr[k]
+            if t <= 0.0:
+                continue
             base = (line0 + k) * MAX_BL
             for s in range(0, bl, 2):
                 word = draw(key, base + (s >> 1))
-                if float64(word & uint64(0xFFFFFFFF)) < thr:
+                if float64(word & uint64(0xFFFFFFFF)) < t:
                     bits[k, s >> 6] |= uint64(1) << uint64(s & 63)
-                    any_bit = uint64(1)
-                if s + 1 < bl and float64(word >> uint64(32)) < thr:
+                if s + 1 < bl and float64(word >> uint64(32)) < t:
                     bits[k, (s + 1) >> 6] |= uint64(1) << uint64((s + 1) & 63)
-                    any_bit = uint64(1)
-        if any_bit != uint64(0):
-            sign[k] = 1 if val > 0 else -1
-            active += 1
+    active = 0
+    for k in range(n):
+        nz = bits[k, 0] != uint64(0)
+        for wd in range(1, nw):
+            nz |= bits[k, wd] != uint64(0)
+        sign[k] = (1 if v[k] > 0 else -1) if nz else 0
+        active += nz
     return active
 
 
@@ -530,11 +542,11 @@ def _row_dense(i, w, w_app, dpr, cnt, xbits, xsign, dbi, ds, sigma, mult, wn_std
 
 
 @njit(inline="always", error_model="numpy")
-def _lanes(i, in_size, m, bj, bn, bup, bw, bpar, bout, bok, sigma, mult, wn_std, dkey):
-    """The closed form of :func:`_row_dense` on ``m`` compacted devices (vectorises); writes the new
-    hidden weight to ``bout[0, q]``, the apparent one to ``bout[1, q]`` and ``ok`` to ``bok``."""
+def _lanes(in_size, m, bi, bj, bn, bup, bw, bpar, bout, bok, sigma, mult, wn_std, dkey):
+    """The closed form of :func:`_row_dense` on ``m`` compacted devices ``(bi[q], bj[q])`` (vectorises);
+    writes the new hidden weight to ``bout[0, q]``, the apparent one to ``bout[1, q]``, ``ok`` to ``bok``."""
     for q in range(m):
-        z1, z2 = normal_pair32(draw(dkey, _device_word(i, bj[q], in_size)))
+        z1, z2 = normal_pair32(draw(dkey, _device_word(bi[q], bj[q], in_size)))
         wn, ok = _linear_closed_form(float64(bw[q]), bn[q], bup[q] != 0, float64(bpar[SU, q]),
                                      float64(bpar[SD, q]), float64(bpar[LU, q]), float64(bpar[LD, q]),
                                      float64(bpar[REF, q]), float64(bpar[LO, q]), float64(bpar[HI, q]),
@@ -545,33 +557,15 @@ def _lanes(i, in_size, m, bj, bn, bup, bw, bpar, bout, bok, sigma, mult, wn_std,
 
 
 @njit(forceinline=True, error_model="numpy")
-def _row_compact(i, w, w_app, dp, dpr, cnt, xbits, xsign, act, nact, dbits, ds, model, noise_mode, sigma,
-                 wn_std, tp, dkey, ki, wi, fi, sign_mode, bj, bn, bup, bw, bpar, bout, bok):
-    """Row ``i`` for sparse inputs or long trains: the devices with pulses are gathered into contiguous
-    buffers, :func:`_lanes` runs vectorised over them, and the results are scattered back (pulse by pulse
-    where the closed form does not apply). Same results as :func:`_row_scalar`. Returns (pulses, up)."""
-    in_size = w.shape[1]
-    nw = xbits.shape[1]
-    m = 0
-    for jj in range(nact):
-        j = act[jj]
-        n = int64(0)
-        for wd in range(nw):
-            n += int64(popcount64(dbits[i, wd] & xbits[j, wd]))
-        n, up = _one_sided(n, ds * xsign[j] < 0, sign_mode)
-        if n == 0:
-            continue
-        bj[m] = j
-        bn[m] = n
-        bup[m] = up
-        bw[m] = w[i, j]
-        for k in range(N_DPR):
-            bpar[k, m] = dpr[i, k, j]
-        m += 1
-    _lanes(i, in_size, m, bj, bn, bup, bw, bpar, bout, bok, sigma, noise_mode == NOISE_MULT, wn_std, dkey)
+def _flush_compact(m, w, w_app, dp, cnt, model, noise_mode, sigma, wn_std, tp, dkey, ki, wi, fi,
+                   bi, bj, bn, bup, bw, bpar, bout, bok):
+    """Apply ``m`` gathered devices: :func:`_lanes`, then scatter (pulse by pulse where the closed form
+    does not apply). Returns (pulses, up pulses)."""
+    _lanes(w.shape[1], m, bi, bj, bn, bup, bw, bpar, bout, bok, sigma, noise_mode == NOISE_MULT, wn_std, dkey)
     tot = int64(0)
     tot_up = int64(0)
     for q in range(m):
+        i = bi[q]
         j = bj[q]
         n = bn[q]
         up = bup[q] != 0
@@ -589,11 +583,57 @@ def _row_compact(i, w, w_app, dp, dpr, cnt, xbits, xsign, act, nact, dbits, ds, 
 
 
 @njit(forceinline=True, error_model="numpy")
+def _rows_compact(r0, r1, w, w_app, dp, dpr, cnt, xbits, xsign, act, nact, dbits, dsign, model, noise_mode,
+                  sigma, wn_std, tp, dkey, ki, wi, fi, sign_mode, bi, bj, bn, bup, bw, bpar, bout, bok):
+    """Rows ``r0..r1-1`` for sparse inputs, long trains or few rows: the devices that receive pulses are
+    gathered (whatever row they are on) into buffers of ``len(bj)`` devices, each full buffer is applied
+    by :func:`_flush_compact`. Same results as :func:`_row_scalar`. Returns (pulses, up pulses)."""
+    nw = xbits.shape[1]
+    cap = bj.shape[0]
+    m = 0
+    tot = int64(0)
+    tot_up = int64(0)
+    for i in range(r0, r1):
+        ds = dsign[i]
+        if ds == 0:
+            continue
+        for jj in range(nact):
+            j = act[jj]
+            n = int64(0)
+            for wd in range(nw):
+                n += int64(popcount64(dbits[i, wd] & xbits[j, wd]))
+            n, up = _one_sided(n, ds * xsign[j] < 0, sign_mode)
+            if n == 0:
+                continue
+            bi[m] = i
+            bj[m] = j
+            bn[m] = n
+            bup[m] = up
+            bw[m] = w[i, j]
+            for k in range(N_DPR):
+                bpar[k, m] = dpr[i, k, j]
+            m += 1
+            if m == cap:
+                t, tu = _flush_compact(m, w, w_app, dp, cnt, model, noise_mode, sigma, wn_std, tp, dkey, ki, wi,
+                                       fi, bi, bj, bn, bup, bw, bpar, bout, bok)
+                tot += t
+                tot_up += tu
+                m = 0
+    t, tu = _flush_compact(m, w, w_app, dp, cnt, model, noise_mode, sigma, wn_std, tp, dkey, ki, wi, fi,
+                           bi, bj, bn, bup, bw, bpar, bout, bok)
+    return tot + t, tot_up + tu
+
+
+@njit(forceinline=True, error_model="numpy")
 def _rows_stochastic(r0, r1, w, w_app, dp, dpr, cnt, xbits, xsign, act, nact, dbits, dsign, model, noise_mode,
-                     sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sign_mode, path, fb, bj, bn, bup, bw,
+                     sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sign_mode, path, fb, bi, bj, bn, bup, bw,
                      bpar, bout, bok):
     """Apply the coincidences of rows ``r0..r1-1`` along ``path`` (PATH_DENSE, PATH_COMPACT or
     PATH_SCALAR; all three give the same result). Returns (pulses, up pulses)."""
+    if path == PATH_COMPACT:
+        return _rows_compact(r0, r1, w, w_app, dp, dpr, cnt, xbits, xsign, act, nact, dbits, dsign, model,
+                             noise_mode, sigma, wn_std, tp, dkey, ki, wi, fi, sign_mode, bi, bj, bn, bup, bw,
+                             bpar, bout, bok)
     in_size = w.shape[1]
     mult = noise_mode == NOISE_MULT
     tot = int64(0)
@@ -616,10 +656,6 @@ def _rows_stochastic(r0, r1, w, w_app, dp, dpr, cnt, xbits, xsign, act, nact, db
                                            sign_mode)
                         _pulse_one_by_one(w, w_app, dp, i, j, n, up, model, noise_mode, sigma, wn_std, tp,
                                           dkey, ki, wi, fi)
-        elif path == PATH_COMPACT:
-            t, tu = _row_compact(i, w, w_app, dp, dpr, cnt, xbits, xsign, act, nact, dbits, ds, model,
-                                 noise_mode, sigma, wn_std, tp, dkey, ki, wi, fi, sign_mode, bj, bn, bup, bw,
-                                 bpar, bout, bok)
         else:
             t, tu = _row_scalar(i, w, w_app, dp, cnt, xbits, xsign, act, nact, dbits, ds, model, noise_mode,
                                 sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sign_mode)
@@ -684,7 +720,7 @@ def _count_line(v, scale, bl, ptype, out):
 # drivers
 @njit(cache=True, error_model="numpy")
 def _prepare_sample(x, d, lr, g, desired_bl, ublm, um, um_grad_scale, ptype, lkey,
-                    xbits, xsign, dbits, dsign, act, xc, dc):
+                    xbits, xsign, dbits, dsign, act, xc, dc, thx, thd):
     """Pulse trains (stochastic) or line counts (deterministic types) of one sample.
 
     Returns ``(bl, nact)``: ``bl == 0`` or ``nact == 0`` means the sample applies no pulse; for the
@@ -695,11 +731,11 @@ def _prepare_sample(x, d, lr, g, desired_bl, ublm, um, um_grad_scale, ptype, lke
     if bl == 0:
         return 0, 0
     if ptype == PULSE_STOCHASTIC:
-        nx = make_bits(x, B, bl, lkey, 0, xbits, xsign)
-        if nx == 0:
-            return bl, 0
-        nd = make_bits(d, A, bl, lkey, in_size, dbits, dsign)
+        nd = make_bits(d, A, bl, lkey, in_size, dbits, dsign, thd)  # lines use their own streams: any order
         if nd == 0:
+            return bl, 0
+        nx = make_bits(x, B, bl, lkey, 0, xbits, xsign, thx)
+        if nx == 0:
             return bl, 0
         nact = 0
         for j in range(in_size):
@@ -715,11 +751,70 @@ def _prepare_sample(x, d, lr, g, desired_bl, ublm, um, um_grad_scale, ptype, lke
 @njit(forceinline=True)
 def _sample_workspace(out_size, in_size, desired_bl):
     """Per-call work arrays of the update kernels: bit-packed trains and signs of x and d, the active
-    columns, and the per-sample scaled copies of x and d."""
+    columns, the per-sample scaled copies of x and d, and the firing thresholds of x and d."""
     nw = (desired_bl + 63) // 64
     return (np.zeros((in_size, nw), np.uint64), np.zeros(in_size, np.int8),
             np.zeros((out_size, nw), np.uint64), np.zeros(out_size, np.int8),
-            np.zeros(in_size, np.int64), np.zeros(in_size, np.float32), np.zeros(out_size, np.float32))
+            np.zeros(in_size, np.int64), np.zeros(in_size, np.float32), np.zeros(out_size, np.float32),
+            np.empty(in_size, np.float64), np.empty(out_size, np.float64))
+
+
+@njit(inline="always", error_model="numpy")
+def _update_samples(w, w_app, dp, dpr, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_scale, model, noise_mode,
+                    sigma, wn_std, tp, closed_form, key, t0, ki, wi, fi, stats, sign_mode, path, nblocks):
+    """Body of :func:`pulsed_update` and :func:`pulsed_update_serial` (``prange`` is ``range`` in the
+    serial one)."""
+    out_size, in_size = w.shape
+    xbits, xsign, dbits, dsign, act, xc, dc, thx, thd = _sample_workspace(out_size, in_size, desired_bl)
+    nw = xbits.shape[1]
+    vec = closed_form and model == MODEL_LINEAR and path != PATH_SCALAR
+    nb = nblocks if vec else 1  # per-block buffers of the vectorised rows (empty when unused; never read
+    fb = np.empty((nb, in_size if vec else 0), np.uint8)  # before written, so not zeroed)
+    cap = min(COMPACT_CHUNK, out_size * in_size) if vec else 0
+    bi = np.empty((nb, cap), np.int64)
+    bj = np.empty((nb, cap), np.int64)
+    bn = np.empty((nb, cap), np.int64)
+    bup = np.empty((nb, cap), np.uint8)
+    bw = np.empty((nb, cap), np.float32)
+    bpar = np.empty((nb, N_DPR, cap), np.float32)
+    bout = np.empty((nb, 2, cap), np.float64)
+    bok = np.empty((nb, cap), np.bool_)
+    part = np.zeros((nblocks, 2), np.int64)
+    bs = (out_size + nblocks - 1) // nblocks
+    for s in range(X.shape[0]):
+        skey = sub_key(key, t0 + s)
+        dkey = sub_key(skey, 2)
+        bl, nact = _prepare_sample(X[s], D[s], lr, g, desired_bl, ublm, um, um_grad_scale, PULSE_STOCHASTIC,
+                                   sub_key(skey, 1), xbits, xsign, dbits, dsign, act, xc, dc, thx, thd)
+        if bl == 0:
+            continue
+        stats[ST_CYCLES] += 1
+        stats[ST_SLOTS] += bl
+        if nact == 0:
+            continue
+        rp = PATH_SCALAR
+        if vec:
+            rp = PATH_COMPACT
+            if path == PATH_DENSE or (path == PATH_AUTO and nw == 1 and nact * DENSE_MIN_FRACTION >= in_size):
+                rp = PATH_DENSE
+        for b in prange(nblocks):
+            r0 = b * bs
+            r1 = min(out_size, r0 + bs)
+            k = int64(b) if vec else int64(0)
+            t, tu = _rows_stochastic(r0, r1, w, w_app, dp, dpr, cnt, xbits, xsign, act, nact, dbits, dsign,
+                                     model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi,
+                                     sign_mode, rp, fb[k], bi[k], bj[k], bn[k], bup[k], bw[k], bpar[k], bout[k],
+                                     bok[k])
+            part[b, 0] = t
+            part[b, 1] = tu
+        tot = int64(0)
+        tot_up = int64(0)
+        for b in range(nblocks):
+            tot += part[b, 0]
+            tot_up += part[b, 1]
+        stats[ST_PULSES] += tot
+        stats[ST_UP] += tot_up
+        stats[ST_DOWN] += tot - tot_up
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -745,59 +840,21 @@ def pulsed_update(w, w_app, dp, dpr, cnt, X, D, lr, g, desired_bl, ublm, um, um_
     64-bit word and at least 1/DENSE_MIN_FRACTION of the columns firing) or over the compacted devices that
     receive pulses (PATH_COMPACT); PATH_SCALAR and the other models go device by device.
 
-    The kernel is compiled with ``parallel=True`` even when run on one block: numba then compiles the
-    row loop with its arguments marked ``noalias``, which measured 2-4x faster than the same loop in a
-    plain ``@njit`` function.
+    Callers with one thread use :func:`pulsed_update_serial` (the same code without the parallel
+    launch, which costs ~10 us per call: it dominates small tiles and one-column transfers).
     """
-    out_size, in_size = w.shape
-    xbits, xsign, dbits, dsign, act, xc, dc = _sample_workspace(out_size, in_size, desired_bl)
-    nw = xbits.shape[1]
-    vec = closed_form and model == MODEL_LINEAR and path != PATH_SCALAR
-    nb = nblocks if vec else 1  # per-block buffers of the vectorised rows (empty when unused)
-    mb = in_size if vec else 0
-    fb = np.zeros((nb, mb), np.uint8)
-    bj = np.zeros((nb, mb), np.int64)
-    bn = np.zeros((nb, mb), np.int64)
-    bup = np.zeros((nb, mb), np.uint8)
-    bw = np.zeros((nb, mb), np.float32)
-    bpar = np.zeros((nb, N_DPR, mb), np.float32)
-    bout = np.zeros((nb, 2, mb), np.float64)
-    bok = np.zeros((nb, mb), np.bool_)
-    part = np.zeros((nblocks, 2), np.int64)
-    bs = (out_size + nblocks - 1) // nblocks
-    for s in range(X.shape[0]):
-        skey = sub_key(key, t0 + s)
-        dkey = sub_key(skey, 2)
-        bl, nact = _prepare_sample(X[s], D[s], lr, g, desired_bl, ublm, um, um_grad_scale, PULSE_STOCHASTIC,
-                                   sub_key(skey, 1), xbits, xsign, dbits, dsign, act, xc, dc)
-        if bl == 0:
-            continue
-        stats[ST_CYCLES] += 1
-        stats[ST_SLOTS] += bl
-        if nact == 0:
-            continue
-        rp = PATH_SCALAR
-        if vec:
-            rp = PATH_COMPACT
-            if path == PATH_DENSE or (path == PATH_AUTO and nw == 1 and nact * DENSE_MIN_FRACTION >= in_size):
-                rp = PATH_DENSE
-        for b in prange(nblocks):
-            r0 = b * bs
-            r1 = min(out_size, r0 + bs)
-            k = int64(b) if vec else int64(0)
-            t, tu = _rows_stochastic(r0, r1, w, w_app, dp, dpr, cnt, xbits, xsign, act, nact, dbits, dsign,
-                                     model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi,
-                                     sign_mode, rp, fb[k], bj[k], bn[k], bup[k], bw[k], bpar[k], bout[k], bok[k])
-            part[b, 0] = t
-            part[b, 1] = tu
-        tot = int64(0)
-        tot_up = int64(0)
-        for b in range(nblocks):
-            tot += part[b, 0]
-            tot_up += part[b, 1]
-        stats[ST_PULSES] += tot
-        stats[ST_UP] += tot_up
-        stats[ST_DOWN] += tot - tot_up
+    _update_samples(w, w_app, dp, dpr, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_scale, model, noise_mode,
+                    sigma, wn_std, tp, closed_form, key, t0, ki, wi, fi, stats, sign_mode, path, nblocks)
+
+
+@njit(cache=True, error_model="numpy")
+def pulsed_update_serial(w, w_app, dp, dpr, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_scale, ptype,
+                         model, noise_mode, sigma, wn_std, tp, closed_form, key, t0, ki, wi, fi, stats, sign_mode,
+                         path):
+    """:func:`pulsed_update` on the calling thread only (one row block); same arguments but ``nblocks``,
+    same results."""
+    _update_samples(w, w_app, dp, dpr, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_scale, model, noise_mode,
+                    sigma, wn_std, tp, closed_form, key, t0, ki, wi, fi, stats, sign_mode, path, 1)
 
 
 @njit(cache=True, error_model="numpy")
@@ -809,12 +866,12 @@ def pulsed_update_counts(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, u
     reproduce aihwkit's deterministic cases and to fix pulse counts in tests, not for speed."""
     out_size, in_size = w.shape
     row0 = out_size - out_size  # a runtime, not literal, 0 (a literal makes numba specialise the worker)
-    xbits, xsign, dbits, dsign, act, xc, dc = _sample_workspace(out_size, in_size, desired_bl)
+    xbits, xsign, dbits, dsign, act, xc, dc, thx, thd = _sample_workspace(out_size, in_size, desired_bl)
     for s in range(X.shape[0]):
         skey = sub_key(key, t0 + s)
         dkey = sub_key(skey, 2)
         bl, nact = _prepare_sample(X[s], D[s], lr, g, desired_bl, ublm, um, um_grad_scale, ptype,
-                                   sub_key(skey, 1), xbits, xsign, dbits, dsign, act, xc, dc)
+                                   sub_key(skey, 1), xbits, xsign, dbits, dsign, act, xc, dc, thx, thd)
         if bl == 0:
             continue
         stats[ST_CYCLES] += 1

@@ -93,7 +93,7 @@ def profile_split(model, algorithm, samples, data=None) -> dict:
         upd = c("tile.py", "_update")
     else:
         upd = c("compound.py", "_update") + c("buffered.py", "_update") - transfer
-    kernel_upd = c("update.py", "pulsed_update")
+    kernel_upd = c("update.py", "pulsed_update") + c("update.py", "pulsed_update_serial")
     kernel_io = c("mvm.py", "mvm_prepare") + c("mvm.py", "mvm_finish")
     rest = total - fwd - bwd - upd - transfer
     return {"model": model, "algorithm": algorithm, "samples": samples, "total_s": total,
