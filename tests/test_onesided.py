@@ -349,3 +349,38 @@ def test_devices_cli_lists_the_pair_with_its_source(capsys):
     assert "OneSidedUnitCell" in out and "Nandakumar" in out and "refresh_every=1" in out
     assert main(["devices", "PCMUnit"]) == 0
     assert "ExpStepDevice" in capsys.readouterr().out
+
+
+def test_device_files_and_network_configs_take_the_pair(tmp_path):
+    import json
+
+    from crossbar_sim.device_models import load_device_file, save_device_file
+    from crossbar_sim.errors import FormatError
+    from crossbar_sim.nn import NetConfig
+
+    path = str(tmp_path / "pcm.json")
+    save_device_file(path, get_preset("PCM", refresh_every=3), source="test")
+    assert load_device_file(path) == get_preset("PCM").replace(refresh_every=3)
+    bad = tmp_path / "io.json"
+    bad.write_text(json.dumps(PERFECT.to_dict()))
+    with pytest.raises(FormatError, match=r"holds a IOParameters, not a device model \(or a one-sided unit cell\)"):
+        load_device_file(str(bad))
+    assert NetConfig(device=get_preset("PCM")).resolved_device() == get_preset("PCM")
+    with pytest.raises(ConfigError, match=r"'device' parameter of NetConfig must be a device model or a "
+                                          r"OneSidedUnitCell or None"):
+        NetConfig(device=PERFECT)
+
+
+@pytest.mark.parametrize("algorithm", ["ttv2", "chopped_ttv2", "agad"])
+def test_buffered_transfers_run_on_pair_arrays(algorithm):
+    """TTv2, chopped TTv2 and AGAD build A and C through the same factory: both are pairs, only potentiated."""
+    from crossbar_sim.training import Trainer
+
+    tr = Trainer(LeastSquaresTask(in_size=10, n_samples=20),
+                 TrainConfig(algorithm=algorithm, device=get_preset("PCM"), lr=0.05, steps=60), seed=0)
+    tr.run()
+    assert np.isfinite(tr.rec["loss"][-1]) and tr.model.counters["n_transfers"] > 0
+    assert tr.model.a.counters["n_pulses"] > 0  # (C may not have crossed a transfer threshold yet)
+    for arr in (tr.model.a, tr.model.c):
+        assert isinstance(arr, OneSidedTile) and arr.pulse_counts.shape == (1, 10, 2)
+        assert arr.counters["n_pulses_down"] == 0 and all(t.pulse_counts[..., 1].sum() == 0 for t in arr.tiles.values())
