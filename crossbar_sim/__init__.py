@@ -16,6 +16,7 @@ from .errors import (ConfigError, DivergenceError, FormatError, NonFiniteError, 
                      SimulatorError)
 from .params import IOParameters, TileConfig, UpdateParameters  # noqa: F401
 from .tile import AnalogTile  # noqa: F401
+from .onesided import OneSidedTile, OneSidedTileConfig, OneSidedUnitCell  # noqa: F401
 from .compound import CompoundTileConfig, TikiTakaTile, TransferCompound, TransferParams  # noqa: F401
 from .tasks import LeastSquares, LeastSquaresTask  # noqa: F401
 from .training import RunResult, TrainConfig, Trainer, train  # noqa: F401

@@ -21,10 +21,11 @@ import numpy as np
 from . import _validation as V
 from .config import Config
 from .errors import ConfigError, ShapeError
-from .params import IOParameters, TileConfig, UpdateParameters
+from .onesided import make_array
+from .params import IOParameters, UpdateParameters
 from .periphery import analog_mvm, read_columns
 from .rng import key_from_seedseq, make_seedseq
-from .tile import AnalogTile, check_state, zig_tables
+from .tile import check_state, zig_tables
 
 
 def _default_unit_device():
@@ -103,21 +104,21 @@ class TransferCompound(TransferParams):
 
     Parameters
     ----------
-    device_a, device_c : PulsedDevice
-        Devices of the fast array A (gradient accumulation) and of the slow array C (the weights).
+    device_a, device_c : PulsedDevice or OneSidedUnitCell
+        Devices of the fast array A (gradient accumulation) and of the slow array C (the weights); a
+        :class:`~crossbar_sim.onesided.OneSidedUnitCell` makes that array a one-sided pair with refresh (PCM).
     """
 
     device_a: Config = field(default_factory=_default_unit_device)
     device_c: Config = field(default_factory=_default_unit_device)
 
     def validate(self) -> None:
-        from crossbar_sim.device_models import PulsedDevice
+        from .onesided import check_array_device
 
         super().validate()
         owner = type(self).__name__
-        for name in ("device_a", "device_c"):
-            if not isinstance(getattr(self, name), PulsedDevice):
-                raise ConfigError(f"The '{name}' parameter of {owner} must be a device model. Got {getattr(self, name)!r}.")
+        for name in ("device_a", "device_c"):  # a device model, or a one-sided pair (PCM) per array
+            check_array_device(getattr(self, name), name, owner)
 
     @classmethod
     def from_params(cls, params: TransferParams, device_a, device_c=None) -> "TransferCompound":
@@ -162,11 +163,10 @@ class TikiTakaTile:
         tc = config.device
         ss = make_seedseq(seed)
         s_a, s_c, s_f, s_b, s_t = ss.spawn(5)
-        self.a = AnalogTile(out_size, in_size, TileConfig(device=tc.device_a, update=config.update,
-                                                          forward=config.forward, backward=config.backward),
+        # each array is an AnalogTile, or a OneSidedTile when its device is a one-sided unit cell (PCM pair)
+        self.a = make_array(out_size, in_size, tc.device_a, config.update, config.forward, config.backward,
                             seed=s_a, threads=threads)
-        self.c = AnalogTile(out_size, in_size, TileConfig(device=tc.device_c, update=tc.transfer_update,
-                                                          forward=config.forward, backward=config.backward),
+        self.c = make_array(out_size, in_size, tc.device_c, tc.transfer_update, config.forward, config.backward,
                             seed=s_c, threads=threads)
         self.out_size, self.in_size = self.a.out_size, self.a.in_size
         self._keys = {"forward": key_from_seedseq(s_f), "backward": key_from_seedseq(s_b),

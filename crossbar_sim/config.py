@@ -23,6 +23,9 @@ class Config:
     """Mixin for frozen dataclass configs: validation hook, JSON round trip, short repr."""
 
     _validate_owner: ClassVar[str] = ""
+    #: name of a nested config field that receives the overrides and ``replace`` changes naming one of *its*
+    #: fields rather than one of this config's (a unit cell forwards device parameters to its unit device)
+    _delegate: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -73,6 +76,10 @@ class Config:
     def replace(self, **changes) -> "Config":
         """A copy with ``changes`` applied (validated again)."""
         names = {f.name for f in dataclasses.fields(self)}
+        sub = self._delegated(set(changes) - names)
+        if sub:
+            base = changes.get(self._delegate, getattr(self, self._delegate))
+            changes[self._delegate] = base.replace(**{k: changes.pop(k) for k in sub})
         unknown = sorted(set(changes) - names)
         if unknown:
             raise ConfigError(
@@ -80,6 +87,15 @@ class Config:
                 f"allowed: {', '.join(sorted(names))}."
             )
         return dataclasses.replace(self, **changes)
+
+    def _delegated(self, keys) -> set:
+        """The ``keys`` that are not fields of this config but of its :attr:`_delegate` field."""
+        if not self._delegate or not keys:
+            return set()
+        inner = getattr(self, self._delegate)
+        if not dataclasses.is_dataclass(inner):
+            return set()
+        return set(keys) & {f.name for f in dataclasses.fields(inner)}
 
     def non_default(self) -> dict:
         """The fields whose value differs from the class default."""
@@ -201,6 +217,8 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
 def _apply_one(cfg: Config, path: list[str], value, full_key):
     names = {f.name for f in dataclasses.fields(cfg)}
     head = path[0]
+    if head not in names and cfg._delegated({head}):
+        return cfg.replace(**{cfg._delegate: _apply_one(getattr(cfg, cfg._delegate), path, value, full_key)})
     if head not in names:
         raise ConfigError(
             f"Unknown key '{full_key}': {type(cfg).__name__} has no parameter '{head}'; "

@@ -200,7 +200,7 @@ def compute_loss_curves(f, where: dict | None = None, run_ids=None, group_seeds:
 def _tile_runs(f, runs):
     return [r for r in runs if r["status"] in ("complete", "diverged")
             and "tiles" in f["runs"][r["run_id"]]
-            and f["runs"][r["run_id"]]["tiles"][LS_LAYER].attrs.get("kind") in ("AnalogTile", "TikiTakaTile")]
+            and f["runs"][r["run_id"]]["tiles"][LS_LAYER].attrs.get("kind") in ("AnalogTile", "OneSidedTile", "TikiTakaTile")]
 
 
 def _pick_run(f, where, run_id) -> dict:

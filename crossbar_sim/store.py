@@ -9,13 +9,16 @@ Layout (``/work/shared/DESIGN.md``)::
                                    error_floor, final_loss
     /runs/<run_id>/metrics/<name>    1-D float64, one value per recorded step; attrs: units
     /runs/<run_id>/metrics/steps     the recorded step indices (int64)
-    /runs/<run_id>/tiles/<layer>/            attrs: kind (AnalogTile | TikiTakaTile | DigitalWeights), shape
+    /runs/<run_id>/tiles/<layer>/            attrs: kind (store.TILE_KINDS | DigitalWeights), shape
                           <layer>/counters/<name>          counters of a compound tile (transfers, reads)
                           <layer>/state/...                the full ``get_state()`` of the final tile
                           <layer>/<array>/device/<param>   per-device parameters (out_size, in_size)
                           <layer>/<array>/counters/<name>  scalar int64 counters of the array
                           <layer>/<array>/pulse_counts     (out_size, in_size, 2) int64, [..., 0] up, [..., 1] down
                           <layer>/<array>/snapshots/<step>/weights   (out_size, in_size) float32
+                          <layer>/<array>/g_plus, g_minus/...      the two arrays of a one-sided pair (device,
+                                                                   counters, pulse_counts); <array> itself holds
+                                                                   the pair's weight w = g_plus - g_minus
     /runs/<run_id>/budget   reserved for memory and energy totals (low-rank and energy reports)
 
 Crash safety. Only the parent process of a sweep writes. A run is written into ``/_staging/<run_id>`` and
@@ -79,6 +82,9 @@ COUNTER_UNITS = {
     "adc": "ADC conversions",
     "n_transfers": "Tiki-Taka transfers",
     "n_transfer_reads": "columns read by transfers",
+    "n_refresh_checks": "refresh checks of a one-sided pair (each reads every column of both arrays)",
+    "n_refreshed": "weights refreshed (both devices reset, the difference re-written)",
+    "n_refresh_writes": "column writes of refreshes (one per column and array)",
 }
 
 STEPS_UNITS = "training steps (one step = one gradient of the task, i.e. n_samples rank-1 updates)"
@@ -248,15 +254,23 @@ ERROR_FLOOR_DEFINITION = error_floor_definition(0.2)
 
 #: tile kinds made of arrays A and C (their buffers and choppers live in the stored state)
 COMPOUND_KINDS = ("TikiTakaTile", "BufferedTransferTile")
+#: every tile kind :func:`tile_from_state` rebuilds
+TILE_KINDS = ("AnalogTile", "OneSidedTile") + COMPOUND_KINDS
 
 
 def tile_from_state(state: dict):
-    """Rebuild a tile (AnalogTile, TikiTakaTile or BufferedTransferTile) from its ``get_state()`` dict."""
+    """Rebuild a tile (AnalogTile, OneSidedTile, TikiTakaTile or BufferedTransferTile) from its ``get_state()``."""
+    from . import device_models  # noqa: F401 - registers the device configs the stored config JSON names
+
     kind = state.get("kind")
     if kind == "AnalogTile":
         from .tile import AnalogTile
 
         return AnalogTile.from_state(state)
+    if kind == "OneSidedTile":
+        from .onesided import OneSidedTile
+
+        return OneSidedTile.from_state(state)
     if kind == "TikiTakaTile":
         from .compound import TikiTakaTile
 
@@ -269,7 +283,38 @@ def tile_from_state(state: dict):
 
 
 def _write_array_group(g, tile, snapshots: dict, name: str) -> None:
-    """``<array>/device``, ``counters``, ``pulse_counts`` and ``snapshots`` of one analog array."""
+    """``<array>/device``, ``counters``, ``pulse_counts`` and ``snapshots`` of one analog array (an AnalogTile, or
+    a one-sided pair, whose two arrays go below it as ``g_plus`` and ``g_minus``)."""
+    from .onesided import OneSidedTile
+
+    if isinstance(tile, OneSidedTile):
+        _write_pair_group(g, tile)
+    else:
+        _write_device_arrays(g, tile)
+    _write_snapshots(g, snapshots, name)
+
+
+def _write_pair_group(g, pair) -> None:
+    """A one-sided pair: the weight ``g_plus - g_minus`` as one array (its bounds, pair counters, pulses per
+    weight on each side) and ``g_plus``/``g_minus`` as device arrays of their own."""
+    dev = g.create_group("device")
+    dev.attrs["model"] = type(pair.config.device).__name__
+    dev.attrs["config"] = pair.config.device.to_json()
+    dev.attrs["granularity"] = float(pair.granularity)
+    _create_dataset(dev, "weight_min", pair.w_min_bound, units="lower bound of g_plus - g_minus (weight units)")
+    _create_dataset(dev, "weight_max", pair.w_max_bound, units="upper bound of g_plus - g_minus (weight units)")
+    cnt = g.create_group("counters")
+    for k, v in pair.counters.items():
+        cnt.create_dataset(k, data=np.int64(v)).attrs["units"] = COUNTER_UNITS.get(k, "")
+    _create_dataset(g, "pulse_counts", pair.pulse_counts,
+                    units="pulses per weight; [..., 0] on g_plus (raising w), [..., 1] on g_minus (lowering w); "
+                          "every pulse is a potentiation of its device")
+    for sub_name, sub in pair.tiles.items():
+        _write_device_arrays(g.create_group(sub_name), sub)
+
+
+def _write_device_arrays(g, tile) -> None:
+    """``device``, ``counters`` and ``pulse_counts`` of one AnalogTile."""
     dev = g.create_group("device")
     dev.attrs["model"] = type(tile.config.device).__name__
     dev.attrs["config"] = tile.config.device.to_json()
@@ -283,7 +328,6 @@ def _write_array_group(g, tile, snapshots: dict, name: str) -> None:
         cnt.create_dataset(k, data=np.int64(v)).attrs["units"] = COUNTER_UNITS.get(k, "")
     _create_dataset(g, "pulse_counts", tile.pulse_counts,
                     units="pulses per device; [..., 0] up pulses, [..., 1] down pulses")
-    _write_snapshots(g, snapshots, name)
 
 
 def _write_snapshots(g, snapshots: dict, name: str) -> None:
@@ -355,7 +399,7 @@ def load_tile(file, path: str):
 
     Returns
     -------
-    AnalogTile or TikiTakaTile
+    AnalogTile, OneSidedTile, TikiTakaTile or BufferedTransferTile
     """
     h5py = _h5py()
     if isinstance(file, (str, os.PathLike)):
@@ -376,7 +420,7 @@ def load_tile(file, path: str):
     for c in candidates:
         if isinstance(c, h5py.Group) and "json" in c.attrs:
             state = read_tree(c)
-            if state.get("kind") in ("AnalogTile",) + COMPOUND_KINDS:
+            if state.get("kind") in TILE_KINDS:
                 return tile_from_state(state)
     raise FormatError(f"{f.filename}:{path} holds no tile state (digital runs have no tile).")
 

@@ -167,11 +167,24 @@ class AnalogTile:
         cols = np.atleast_1d(np.asarray(cols, dtype=np.int64)) % self.in_size
         rng = np.random.default_rng([int(self._keys["misc"]), self._t["misc"]])
         self._t["misc"] += 1
-        std = self.config.device.reset_std
         sel = np.zeros(self.shape, bool)
         sel[:, cols] = True
         if reset_prob < 1.0:
             sel &= rng.random(self.shape) < reset_prob
+        self._reset(sel, rng)
+
+    def reset_devices(self, mask) -> None:
+        """Reset the devices where ``mask`` (bool, (out_size, in_size)) is True to ``reset_bias + reset_std * xi``
+        (clipped to each device's bounds); aihwkit ``resetAtIndices`` (the refresh of a one-sided pair)."""
+        mask = np.asarray(mask, bool)
+        if mask.shape != self.shape:
+            raise ShapeError(f"'mask' must have shape {self.shape}. Got shape {mask.shape} instead.")
+        rng = np.random.default_rng([int(self._keys["misc"]), self._t["misc"]])
+        self._t["misc"] += 1
+        self._reset(mask, rng)
+
+    def _reset(self, sel, rng) -> None:
+        std = self.config.device.reset_std
         new = self.devices.reset_bias + std * rng.standard_normal(self.shape)
         new = np.clip(new, self.w_min_bound, self.w_max_bound).astype(np.float32)
         self._w[sel] = new[sel]

@@ -22,8 +22,9 @@ import numpy as np
 from ._validation import check_choice, check_float, check_int
 from .compound import CompoundTileConfig, TikiTakaTile, TransferCompound, TransferParams
 from .config import Config
-from .errors import ConfigError, DivergenceError
-from .params import IOParameters, TileConfig, UpdateParameters
+from .errors import DivergenceError
+from .onesided import check_array_device, make_array
+from .params import IOParameters, UpdateParameters
 from .rng import make_seedseq
 from .tasks import LeastSquares
 from .tile import AnalogTile
@@ -59,10 +60,11 @@ class TrainConfig(Config):
         ``digital_sgd`` (floating point), ``analog_sgd`` (gradient pulsed onto W), ``tiki_taka`` (v1), or
         the buffered variants ``ttv2``, ``chopped_ttv2`` and ``agad`` (:mod:`crossbar_sim.buffered`, with
         their default buffer/chopper parameters and the v1 hyper-parameters of ``transfer``).
-    device : PulsedDevice
-        Device of the weight tile (and of Tiki-Taka's A and C unless ``device_c`` is set). Default: the
-        paper's asymmetric linear device with tau = 1 and no variation.
-    device_c : PulsedDevice or None
+    device : PulsedDevice or OneSidedUnitCell
+        Device of the weight tile (and of Tiki-Taka's A and C unless ``device_c`` is set); a
+        :class:`~crossbar_sim.onesided.OneSidedUnitCell` (the ``PCM`` preset) makes each array a one-sided pair
+        with refresh. Default: the paper's asymmetric linear device with tau = 1 and no variation.
+    device_c : PulsedDevice, OneSidedUnitCell or None
         Device of Tiki-Taka's C array (None: same as ``device``).
     lr : float
         SGD learning rate (> 0).
@@ -96,20 +98,14 @@ class TrainConfig(Config):
     snapshot_every: int = 0
 
     def validate(self) -> None:
-        from crossbar_sim.device_models import PulsedDevice
-
         owner = type(self).__name__
         check_choice(self.algorithm, "algorithm", owner, ALGORITHMS)
         check_float(self.lr, "lr", owner, 0.0, closed_lo=False)
         check_int(self.steps, "steps", owner, 0, 10**9)
         check_int(self.record_every, "record_every", owner, 1, 10**9)
         check_int(self.snapshot_every, "snapshot_every", owner, 0, 10**9)
-        if not isinstance(self.device, PulsedDevice):
-            raise ConfigError(
-                f"The 'device' parameter of {owner} must be a device model. Got {self.device!r}.")
-        if self.device_c is not None and not isinstance(self.device_c, PulsedDevice):
-            raise ConfigError(
-                f"The 'device_c' parameter of {owner} must be a device model or None. Got {self.device_c!r}.")
+        check_array_device(self.device, "device", owner)
+        check_array_device(self.device_c, "device_c", owner, optional=True)
 
 
 @dataclass
@@ -178,12 +174,12 @@ class DigitalWeights:
 
 
 def build_model(shape, cfg: TrainConfig, seed):
-    """The weight holder of a run: digital weights, an analog tile or a Tiki-Taka (v1 or buffered) tile."""
+    """The weight holder of a run: digital weights, an analog tile (or one-sided pair) or a Tiki-Taka (v1 or
+    buffered) tile."""
     if cfg.algorithm == "digital_sgd":
         return DigitalWeights(shape)
-    if cfg.algorithm == "analog_sgd":
-        tc = TileConfig(device=cfg.device, update=cfg.update, forward=cfg.forward, backward=cfg.backward)
-        return AnalogTile(shape[0], shape[1], tc, seed=seed)
+    if cfg.algorithm == "analog_sgd":  # an AnalogTile, or a OneSidedTile for a one-sided unit cell (PCM pair)
+        return make_array(shape[0], shape[1], cfg.device, cfg.update, cfg.forward, cfg.backward, seed=seed)
     if cfg.algorithm == "tiki_taka":
         comp = TransferCompound.from_params(cfg.transfer, cfg.device, cfg.device_c)
         cc = CompoundTileConfig(device=comp, update=cfg.update, forward=cfg.forward, backward=cfg.backward)

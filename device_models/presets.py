@@ -18,9 +18,14 @@ What our models do not carry, and how each preset handles it:
 * ReRAM array (IEDM 2022): aihwkit's ``corrupt_devices_prob`` is 0 by default (13.5 % / 9.8 % measured); we
   do not model corrupt devices.
 * PCM (Nandakumar et al. 2020): the measured device only potentiates gradually (SET); aihwkit uses it only
-  as a plus-minus pair with periodic refresh (``OneSidedUnitCell``). **Approximation**: our ``PCM`` preset is
-  the fitted unit device used directly, its depression response being the fitted ExpStep ``A_down`` branch
-  (aihwkit's unit-device numbers), i.e. not a pair; the pair with refresh is not implemented yet.
+  as a plus-minus pair with periodic refresh. ``PCM`` is that pair (aihwkit ``PCMPresetUnitCell``: a
+  :class:`~crossbar_sim.onesided.OneSidedUnitCell` of the fitted unit device, refresh after every mini-batch,
+  refresh reads with aihwkit's preset periphery, ``out_bound`` 20 and ``out_noise`` 0.1). ``PCMUnit`` is the
+  fitted unit device alone (aihwkit ``PCMPresetDevice``), kept because it is the pair's device and to reproduce
+  the single-device approximation earlier versions called ``PCM``: used directly, its depression is the
+  fitted ExpStep ``A_down`` branch and its weights cannot go below 0. A pair preset is not a device model:
+  :func:`get_preset` returns the unit cell, and device parameters given to it (``get_preset("PCM",
+  dw_min=0.02)``) go to its unit device.
 """
 from __future__ import annotations
 
@@ -100,13 +105,27 @@ def _gokmen_vlasov():
                               w_max=1.0, w_min=-1.0, w_max_dtod=0.3, w_min_dtod=0.3)
 
 
-def _pcm():
+def _pcm_unit():
     """PCM (Ge2Sb2Te5) unit device: aihwkit ``PCMPresetDevice``, ExpStep with complex cycle-to-cycle noise
-    fitted to Nandakumar et al. 2020. Approximation: used as a single device (see the module docstring)."""
+    fitted to Nandakumar et al. 2020. One-directional: meant as the device of the ``PCM`` pair; used alone it
+    is the single-device approximation (see the module docstring)."""
     return ExpStepDevice(dw_min=0.01, up_down=0.0, w_max=2.0, w_min=0.0, a=-1.0, b=0.0, gamma_up=2.5,
                          gamma_down=2.5, A_up=-27.235, A_down=-2.235, dw_min_dtod=0.2, up_down_dtod=0.05,
                          w_max_dtod=0.1, w_min_dtod=0.0, dw_min_std=0.6, dw_min_std_add=0.042,
                          dw_min_std_slope=0.108, write_noise_std=0.0, reset=0.01, reset_dtod=0.02)
+
+
+def _pcm():
+    """PCM plus-minus pair with refresh: aihwkit ``PCMPresetUnitCell`` (a ``OneSidedUnitCell`` of the unit device
+    fitted to Nandakumar et al. 2020; refresh checked after every mini-batch, read through aihwkit's preset
+    periphery ``PresetIOParameters``: out_bound 20, out_noise 0.1; re-written with BL 31 and update
+    management)."""
+    from crossbar_sim.onesided import OneSidedUnitCell
+    from crossbar_sim.params import IOParameters, UpdateParameters
+
+    return OneSidedUnitCell(unit_device=_pcm_unit(), refresh_every=1, units_in_mbatch=True,
+                            refresh_forward=IOParameters(out_bound=20.0, out_noise=0.1),
+                            refresh_update=UpdateParameters(desired_bl=31))
 
 
 def _reram_array_om():
@@ -135,8 +154,10 @@ PRESETS = {
     "Capacitor": (_capacitor, f"LinearStep fit to {LI_2018} (leakage not modelled); {AIHWKIT}"),
     "EcRam": (_ecram, f"LinearStep fit to {TANG_2018}; {AIHWKIT}"),
     "EcRamMO": (_ecram_mo, f"LinearStep fit to {KIM_2019}; {AIHWKIT}"),
-    "PCM": (_pcm, f"ExpStep unit device fitted to {NANDAKUMAR_2020}, used as a single device (approximation: "
-                  f"no plus-minus pair with refresh); {AIHWKIT}"),
+    "PCM": (_pcm, f"plus-minus pair with refresh (OneSidedUnitCell, aihwkit PCMPresetUnitCell) of the ExpStep "
+                  f"unit device fitted to {NANDAKUMAR_2020}; {AIHWKIT}"),
+    "PCMUnit": (_pcm_unit, f"ExpStep unit device fitted to {NANDAKUMAR_2020} (aihwkit PCMPresetDevice), alone: "
+                           f"the single-device approximation of earlier versions' PCM; {AIHWKIT}"),
     "Idealized": (_idealized, f"ConstantStep after {GV_2016} with 10000 states, as {RASCH_2019}; {AIHWKIT}"),
     "GokmenVlasov": (_gokmen_vlasov, f"ConstantStep, RPU specifications of {GV_2016}; {AIHWKIT}"),
     "ReRamArrayOM": (_reram_array_om, f"SoftBoundsReference fit to {GONG_RASCH_2022} (optimized material); "
@@ -160,7 +181,8 @@ def preset_name(name: str) -> str | None:
 
 
 def list_presets() -> dict:
-    """``name -> (device config, source string)`` of every preset (fresh config objects)."""
+    """``name -> (device config, source string)`` of every preset (fresh config objects; ``PCM`` is a
+    :class:`~crossbar_sim.onesided.OneSidedUnitCell`, the others are device models)."""
     return {name: (factory(), source) for name, (factory, source) in PRESETS.items()}
 
 
@@ -172,7 +194,8 @@ def preset_source(name: str) -> str:
 
 
 def get_preset(name: str, **overrides) -> PulsedDevice:
-    """The device config of preset ``name``, with ``overrides`` applied (unknown names raise)."""
+    """The device config of preset ``name``, with ``overrides`` applied (unknown names raise; on a unit cell,
+    device parameters go to its unit device)."""
     reg = preset_name(name)
     if reg is None:
         raise ConfigError(f"Unknown preset {name!r}; known presets: {', '.join(PRESETS)}.")

@@ -3,7 +3,8 @@ per device after every update, symmetric point, number of states."""
 import numpy as np
 import pytest
 
-from crossbar_sim import AnalogTile, ConfigError, TileConfig, UpdateParameters
+from crossbar_sim import ConfigError, IOParameters, UpdateParameters
+from crossbar_sim.onesided import OneSidedUnitCell, make_array
 from crossbar_sim.device_models import DEVICE_MODELS, get_device, get_preset, list_presets
 from crossbar_sim.device_models.presets import PRESETS
 
@@ -14,7 +15,10 @@ ALL = {**{f"model:{k}": v for k, v in MODELS.items()}, **{f"preset:{k}": v for k
 
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_device_contract(name):
-    dev = ALL[name]
+    cell = ALL[name]
+    # a one-sided pair preset (PCM): its unit device passes the device checks, the pair the tile checks below
+    pair = isinstance(cell, OneSidedUnitCell)
+    dev = cell.unit_device if pair else cell
     # number of states: (w_max - w_min) / dw_min (aihwkit's definition)
     assert dev.n_states == pytest.approx((dev.w_max - dev.w_min) / dev.dw_min)
     assert dev.granularity() > 0
@@ -31,21 +35,30 @@ def test_device_contract(name):
         assert abs(h(sp)) <= 1e-6 * max(up, down) or h(max(sp - d, dev.w_min)) * h(min(sp + d, dev.w_max)) <= 0
     # through a tile: 60 updates up, then 60 down, bounds held per device after every update
     upd = UpdateParameters(desired_bl=31)
-    tile = AnalogTile(6, 7, TileConfig.perfect(dev, upd), seed=3)
+    perfect = IOParameters(is_perfect=True)
+    tile = make_array(6, 7, cell, upd, perfect, perfect, seed=3)
     lo, hi = tile.w_min_bound, tile.w_max_bound
     assert np.all(lo <= 0) and np.all(hi >= 0)
-    w0 = np.clip(np.full(tile.shape, sp if np.isfinite(sp) else 0.0, np.float32), lo, hi)
+    w0 = np.clip(np.full(tile.shape, sp if np.isfinite(sp) and not pair else 0.0, np.float32), lo, hi)
     tile.set_weights(w0)
     x = np.ones(7, np.float32)
-    lr = 5 * dev.granularity()
+    lr = 5 * cell.granularity()
+    arrays = list(tile.tiles.values()) if pair else [tile]
     means = [tile.hidden_weights().mean()]
     for sign in (-1.0, 1.0):  # d = -1: W <- W + lr x (up pulses); d = +1: down pulses
         for _ in range(60):
             tile.update(x, np.full(6, sign, np.float32), lr)
             w = tile.hidden_weights()
             assert np.all(w >= lo - 1e-6) and np.all(w <= hi + 1e-6)
+            for a in arrays:  # each device of a pair within its own bounds too
+                assert np.all(a.hidden_weights() >= a.w_min_bound) and np.all(a.hidden_weights() <= a.w_max_bound)
         means.append(tile.hidden_weights().mean())
-    assert tile.counters["n_pulses_up"] > 0 and tile.counters["n_pulses_down"] > 0
+    assert tile.counters["n_pulses_up"] > 0
+    if pair:  # w moved down by potentiating g_minus: no device of the pair ever received a down pulse
+        assert all(a.counters["n_pulses_up"] > 0 and a.pulse_counts[..., 1].sum() == 0 for a in arrays)
+        assert tile.counters["n_pulses_down"] == 0
+    else:
+        assert tile.counters["n_pulses_down"] > 0
     assert means[1] > means[0] and means[2] < means[1]
 
 
@@ -74,3 +87,12 @@ def test_preset_values_match_source():
     assert (r.A_up, r.A_down, r.a, r.b, r.up_down) == (-1.18445, -0.081404, -0.5, -0.5, 0.259359)
     a = get_preset("ReRamArrayHfO2")
     assert a.dw_min == 0.4622 and a.dw_min_dtod_log_normal and a.subtract_symmetry_point
+    # aihwkit PCMPresetUnitCell: the PCMPresetDevice pair, refresh every mini-batch, PresetIOParameters read
+    p = get_preset("PCM")
+    assert isinstance(p, OneSidedUnitCell) and p.unit_device == get_preset("PCMUnit")
+    assert (p.refresh_every, p.units_in_mbatch, p.refresh_upper_thres, p.refresh_lower_thres) == (1, True, 0.75, 0.25)
+    assert (p.refresh_forward.out_bound, p.refresh_forward.out_noise, p.refresh_update.desired_bl) == (20.0, 0.1, 31)
+    u = p.unit_device
+    assert (u.A_up, u.A_down, u.w_max, u.w_min, u.dw_min_std_add, u.reset, u.reset_dtod) == (
+        -27.235, -2.235, 2.0, 0.0, 0.042, 0.01, 0.02)
+    assert not p.copy_inverted and get_preset("PCM", dw_min=0.02).unit_device.dw_min == 0.02

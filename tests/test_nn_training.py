@@ -227,3 +227,27 @@ def test_train_cli_named_experiment_writes_every_run_and_the_table(tmp_path, cap
 def test_sweep_points_network_experiments_to_train(capsys):
     assert cli_main(["sweep", "mnist_paper", "--dry-run"]) == 2
     assert "crossbar-sim train --experiment mnist_paper" in capsys.readouterr().err
+
+
+def test_train_cli_preset_names_the_device(capsys):
+    rc = cli_main(["train", "--preset", "Unobtainium", "--out", "/nonexistent/x.h5"])
+    assert rc == 2
+    assert "--preset: " in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (_installed("mnist") or _installed("fashion-mnist")), reason="no MNIST-type dataset installed")
+def test_train_cli_with_the_pcm_pair(tmp_path, capsys):
+    """'crossbar-sim train --preset PCM': every analog array is a plus-minus pair with refresh."""
+    dataset = "mnist" if _installed("mnist") else "fashion-mnist"
+    out = tmp_path / "pcm.h5"
+    rc = cli_main(["train", "--dataset", dataset, "--preset", "PCM", "--algorithm", "analog_sgd", "--epochs", "1",
+                   "--n-train", "20", "--n-test", "10", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    r = read_run(out)
+    assert r["status"] == "complete" and r["config"]["net"]["device"]["type"] == "OneSidedUnitCell"
+    with h5py.File(out) as f:
+        (g,) = f["runs"].values()
+        assert g.name.endswith("fcn_analog_sgd_PCM_seed0")
+        for side in ("g_plus", "g_minus"):
+            assert g[f"tiles/layer0/W/{side}/counters/pulse_counts"][()][..., 1].sum() == 0
+            assert g[f"tiles/layer0/W/{side}/counters/n_pulses"][()] > 0

@@ -1,5 +1,6 @@
 """`crossbar-sim sweep` driven as a user would: same results whatever the executor, and no finished run lost
 or duplicated when a sweep is killed (SIGKILL) or interrupted (Ctrl-C) and then resumed."""
+import json
 import os
 import signal
 import subprocess
@@ -219,3 +220,62 @@ def test_buffered_tiki_taka_variants_sweep_store_and_reload(tmp_path, capsys):
         assert isinstance(tile, BufferedTransferTile) and np.all(np.isfinite(tile.read_weights()))
     assert main(["inspect", out, runs[-1]]) == 0
     assert "BufferedTransferTile" in capsys.readouterr().out
+
+
+PCM_TOML = """\
+name = "pcm"
+seed = 5
+
+[task]
+n_samples = 20
+in_size = 8
+out_size = 2
+
+[device]
+preset = "PCM"
+
+[train]
+steps = 30
+record_every = 5
+snapshot_every = 10
+
+[axes]
+seed = [0]
+
+[[cases]]
+algorithm = ["analog_sgd", "tiki_taka"]
+"""
+
+
+def test_pcm_pair_preset_sweep_stores_and_reloads(tmp_path, capsys):
+    """[device] preset = "PCM" is the plus-minus pair: analog SGD on a pair and Tiki-Taka with pair arrays run
+    from the CLI (device parameters set on the command line reach the unit device); the file holds each pair's
+    weight and its g_plus/g_minus arrays, load_tile rebuilds the pairs, inspect reads them."""
+    from crossbar_sim.onesided import OneSidedTile
+    from crossbar_sim.store import load_tile
+
+    out = str(tmp_path / "pcm.h5")
+    assert main(["sweep", write_spec(tmp_path, PCM_TOML), "--workers", "1", "--out", out, "-q", "--no-plot",
+                 "--set", "device.refresh_every=2", "--set", "dw_min_std=0.3"]) == 0
+    with h5py.File(out, "r") as f:
+        runs = sorted(f["runs"])
+        assert len(runs) == 2
+        kinds = [f["runs"][r]["tiles"]["linear"].attrs["kind"] for r in runs]
+        assert kinds == ["OneSidedTile", "TikiTakaTile"]
+        for r, arrays in zip(runs, (["W"], ["A", "C"])):
+            layer = f["runs"][r]["tiles"]["linear"]
+            for a in arrays:
+                assert layer[f"{a}/device"].attrs["model"] == "OneSidedUnitCell"
+                assert "30" in layer[f"{a}/snapshots"]
+                for side in ("g_plus", "g_minus"):
+                    pc = layer[f"{a}/{side}/pulse_counts"][()]
+                    assert pc[..., 1].sum() == 0  # one-sided: only potentiation
+                    assert layer[f"{a}/{side}/device/max_bound"].shape == (2, 8)
+            train_cfg = json.loads(f["runs"][r].attrs["config"])["train"]
+            assert train_cfg["device"]["refresh_every"] == 2 and train_cfg["device"]["unit_device"]["dw_min_std"] == 0.3
+    pair, tt = (load_tile(out, f"/runs/{r}") for r in runs)
+    assert isinstance(pair, OneSidedTile) and pair.config.device.refresh_every == 2
+    assert isinstance(tt.a, OneSidedTile) and isinstance(tt.c, OneSidedTile)
+    assert pair.counters["n_refresh_checks"] == 15 and np.all(np.isfinite(pair.read_weights()))
+    assert main(["inspect", out, runs[0]]) == 0
+    assert "OneSidedUnitCell" in capsys.readouterr().out

@@ -65,9 +65,22 @@ def preset_rows() -> list[dict]:
         row = {"name": str(name), "source": str(source or "")}
         if device is not None and hasattr(device, "non_default"):
             row["model"] = type(device).__name__
-            row["parameters"] = {k: v for k, v in device.to_dict().items() if k != "type" and k in device.non_default()}
+            row["parameters"] = _set_parameters(device)
         rows.append(row)
     return rows
+
+
+def _set_parameters(cfg, prefix: str = "") -> dict:
+    """The parameters a preset sets (differing from the class defaults), nested configs as dotted keys
+    (``unit_device.dw_min`` of a one-sided pair), each nested config shown by what it sets itself."""
+    out = {}
+    for k, v in cfg.non_default().items():
+        if hasattr(v, "non_default"):
+            out[f"{prefix}{k}"] = type(v).__name__
+            out.update(_set_parameters(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def run(args) -> int:

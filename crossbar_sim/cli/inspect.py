@@ -97,6 +97,8 @@ def symmetric_points(dev) -> np.ndarray | None:
         cfg = Config.from_json(dev.attrs["config"])
     except Exception:  # noqa: BLE001 - a foreign or older device config: no symmetric point
         return None
+    if "scale_up" not in dev:  # a one-sided pair (its devices are below it): no symmetric point of w
+        return None
     shape = dev["scale_up"].shape
     if getattr(cfg, "model_code", None) == K.MODEL_LINEAR:
         su, sd = dev["scale_up"][()].astype(np.float64), dev["scale_down"][()].astype(np.float64)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 
 def add_parser(sub):
@@ -26,6 +27,9 @@ def add_parser(sub):
     p.add_argument("--algorithm", default="tiki_taka",
                    choices=("digital_sgd", "analog_sgd", "tiki_taka", "ttv2", "chopped_ttv2", "agad"))
     p.add_argument("--tau", type=float, default=0.78, help="device bound w_max = -w_min")
+    p.add_argument("--preset", default=None, metavar="NAME",
+                   help="device of every analog array instead of SoftBoundsReference(tau): a preset ('crossbar-sim "
+                        "devices'; e.g. PCM, the plus-minus pair with refresh) or a device file from fit-device")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lr", type=float, default=None, help="SGD learning rate (default 0.05 analog, 0.1 digital)")
     p.add_argument("--batch", type=int, default=None, help="mini-batch size (default 10 FCN, 8 CNN)")
@@ -111,7 +115,8 @@ def config_from_args(args):
                     lr_gamma=args.lr_gamma, analog_layers=args.analog_layers, n_train=args.n_train,
                     n_test=args.n_test, snapshot_every=args.snapshot_every,
                     transfer=TransferParams(fast_lr=args.fast_lr, transfer_every=args.transfer_every,
-                                            n_reads_per_transfer=args.n_reads_per_transfer))
+                                            n_reads_per_transfer=args.n_reads_per_transfer),
+                    device=_preset_device(args.preset))
     over = {}
     for item in args.set:
         if "=" not in item:
@@ -121,8 +126,22 @@ def config_from_args(args):
     return apply_overrides(cfg, over) if over else cfg
 
 
-def default_run_id(cfg, seed) -> str:
-    return f"{cfg.model}_{cfg.algorithm}_tau{cfg.tau:g}_seed{seed}"
+def _preset_device(name):
+    """The device of ``--preset`` (a preset name or a device file), or None for the default device."""
+    if name is None:
+        return None
+    from crossbar_sim.device_models import load_device_file
+    from crossbar_sim.errors import ConfigError, FormatError
+
+    try:
+        return load_device_file(name)
+    except (ConfigError, FormatError) as exc:
+        raise ConfigError(f"--preset: {exc}") from None
+
+
+def default_run_id(cfg, seed, preset=None) -> str:
+    dev = f"tau{cfg.tau:g}" if preset is None else os.path.splitext(os.path.basename(preset))[0]
+    return f"{cfg.model}_{cfg.algorithm}_{dev}_seed{seed}"
 
 
 def run(args) -> int:
@@ -145,9 +164,10 @@ def run(args) -> int:
     from crossbar_sim.tile import set_num_threads
 
     set_num_threads(args.threads)
-    run_id = args.run_id or default_run_id(cfg, args.seed)
+    run_id = args.run_id or default_run_id(cfg, args.seed, args.preset)
     writer = RunWriter(args.out, run_id, {"net": cfg.to_dict()}, args.seed, METRIC_UNITS)
-    print(f"training {run_id}: {cfg.model} {cfg.algorithm} tau={cfg.tau:g} lr={cfg.lr:g} batch={cfg.batch_size} "
+    dev = f"tau={cfg.tau:g}" if args.preset is None else f"device={args.preset}"
+    print(f"training {run_id}: {cfg.model} {cfg.algorithm} {dev} lr={cfg.lr:g} batch={cfg.batch_size} "
           f"epochs={cfg.epochs} -> {args.out}", flush=True)
     log = print if args.no_progress else None
     try:

@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from ..onesided import OneSidedTile
 from . import functional as F
 
 
@@ -89,12 +90,15 @@ def tile_arrays(tile) -> dict:
 
 
 def analog_arrays(tile) -> dict:
-    """The analog sub-tiles of a tile by name (for device parameters and counters)."""
-    if hasattr(tile, "a") and hasattr(tile, "c"):
-        return {"A": tile.a, "C": tile.c}
+    """The device arrays (AnalogTiles) of a tile by name, for device parameters and counters: ``W``, ``A``/``C``;
+    a one-sided pair contributes its two arrays as ``W/g_plus``, ``W/g_minus`` (``A/g_plus``, ...)."""
     if isinstance(tile, DigitalTile):
         return {}
-    return {"W": tile}
+    top = {"A": tile.a, "C": tile.c} if hasattr(tile, "a") and hasattr(tile, "c") else {"W": tile}
+    out = {}
+    for name, t in top.items():
+        out.update({f"{name}/{k}": sub for k, sub in t.tiles.items()} if isinstance(t, OneSidedTile) else {name: t})
+    return out
 
 
 class Module:

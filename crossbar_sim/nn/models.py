@@ -14,8 +14,7 @@ import numpy as np
 
 from ..buffered import BufferedTransfer, BufferedTransferTile, ChoppedTransfer, DynamicTransfer, with_transfer_params
 from ..compound import CompoundTileConfig, TikiTakaTile, TransferCompound
-from ..params import TileConfig
-from ..tile import AnalogTile
+from ..onesided import make_array
 from .layers import (ACTIVATIONS, AnalogConv2d, AnalogLinear, DigitalTile, Flatten, MaxPool2d, Sequential)
 
 MODELS = ("fcn", "cnn")
@@ -37,9 +36,8 @@ def make_tile(cfg, out_size: int, in_size: int, seed, analog: bool = True):
     if not analog or cfg.algorithm == "digital_sgd":
         return DigitalTile(out_size, in_size)
     dev = cfg.resolved_device()
-    if cfg.algorithm == "analog_sgd":
-        tc = TileConfig(device=dev, update=cfg.update, forward=cfg.forward, backward=cfg.backward)
-        return AnalogTile(out_size, in_size, tc, seed=seed)
+    if cfg.algorithm == "analog_sgd":  # an AnalogTile, or a OneSidedTile for a one-sided unit cell (PCM pair)
+        return make_array(out_size, in_size, dev, cfg.update, cfg.forward, cfg.backward, seed=seed)
     tp = cfg.transfer
     if cfg.algorithm == "tiki_taka":
         comp = TransferCompound.from_params(tp, dev)

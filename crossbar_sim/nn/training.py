@@ -65,8 +65,9 @@ class NetConfig(Config):
     tau : float
         Device bound ``w_max = -w_min = tau`` of the default device (SoftBoundsReference, aihwkit defaults
         otherwise), used when ``device`` is None.
-    device : PulsedDevice or None
-        Device of every analog array (overrides ``tau``).
+    device : PulsedDevice, OneSidedUnitCell or None
+        Device of every analog array (overrides ``tau``); a one-sided unit cell (the ``PCM`` preset) makes every
+        array a plus-minus pair with refresh.
     lr : float
         SGD learning rate (the paper: 0.05 analog, 0.1 digital).
     batch_size, epochs : int
@@ -114,8 +115,8 @@ class NetConfig(Config):
     snapshot_every: int = 5
 
     def validate(self) -> None:
-        from crossbar_sim.device_models import PulsedDevice
         from crossbar_sim.datasets import DATASETS
+        from crossbar_sim.onesided import check_array_device
 
         owner = type(self).__name__
         check_choice(self.dataset, "dataset", owner, tuple(sorted(DATASETS)))
@@ -134,8 +135,7 @@ class NetConfig(Config):
         check_int(self.n_test, "n_test", owner, 0, 10000)
         check_int(self.eval_batch, "eval_batch", owner, 1, 1 << 20)
         check_int(self.snapshot_every, "snapshot_every", owner, 0, 1 << 20)
-        if self.device is not None and not isinstance(self.device, PulsedDevice):
-            raise ConfigError(f"The 'device' parameter of {owner} must be a device model or None. Got {self.device!r}.")
+        check_array_device(self.device, "device", owner, optional=True)
         if not isinstance(self.transfer_extra, dict):
             raise ConfigError(f"The 'transfer_extra' parameter of {owner} must be a dict. Got {self.transfer_extra!r}.")
         self.analog_mask()
