@@ -43,9 +43,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import float32, float64, int64, njit, prange, uint64
+from numba import float32, float64, int32, int64, njit, prange, uint64
+from numba.core import types
+from numba.extending import intrinsic
 
-from .mvm import rint
+from .mvm import _bits_to_f32, rint
 from .rng import draw, normal, normal_pair32, popcount64, sub_key
 
 # device models (dp layout below) --------------------------------------------------------------------------
@@ -133,18 +135,38 @@ def bl_ab(x_amax, d_amax, lr, g, desired_bl, ublm, um, um_grad_scale):
     return bl, float64(a), float64(b)
 
 
+@intrinsic
+def _f32_bits(typingctx, x):
+    """The bits of a float32 as an int32."""
+    sig = types.int32(types.float32)
+
+    def codegen(context, builder, signature, args):
+        from llvmlite import ir
+
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return sig, codegen
+
+
 @njit(inline="always", error_model="numpy")
 def _absmax(v):
-    m = 0.0
+    """``max |v|`` of a float32 vector, as float64 (integer max over the bit patterns: vectorises; the
+    inputs are finite)."""
+    m = int32(0)
     for k in range(v.shape[0]):
-        a = abs(float64(v[k]))
-        if a > m:
-            m = a
-    return m
+        a = _f32_bits(v[k]) & int32(0x7FFFFFFF)
+        m = a if a > m else m
+    return float64(_bits_to_f32(m))
 
 
 @njit(cache=True, error_model="numpy")
 def make_bits(v, scale, bl, key, line0, bits, sign, thr):
+    """:func:`_make_bits` (a compiled entry point, for the tests and ``tile.sample_trains``)."""
+    return _make_bits(v, scale, bl, key, line0, bits, sign, thr)
+
+
+@njit(inline="always", error_model="numpy")
+def _make_bits(v, scale, bl, key, line0, bits, sign, thr):
     """Bit-packed stochastic pulse trains of a vector of lines.
 
     Line ``k`` (global line number ``line0 + k``) fires in each of the ``bl`` slots with probability
@@ -718,7 +740,7 @@ def _count_line(v, scale, bl, ptype, out):
 
 # --------------------------------------------------------------------------------------------------------
 # drivers
-@njit(cache=True, error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def _prepare_sample(x, d, lr, g, desired_bl, ublm, um, um_grad_scale, ptype, lkey,
                     xbits, xsign, dbits, dsign, act, xc, dc, thx, thd):
     """Pulse trains (stochastic) or line counts (deterministic types) of one sample.
@@ -731,10 +753,10 @@ def _prepare_sample(x, d, lr, g, desired_bl, ublm, um, um_grad_scale, ptype, lke
     if bl == 0:
         return 0, 0
     if ptype == PULSE_STOCHASTIC:
-        nd = make_bits(d, A, bl, lkey, in_size, dbits, dsign, thd)  # lines use their own streams: any order
+        nd = _make_bits(d, A, bl, lkey, in_size, dbits, dsign, thd)  # lines use their own streams: any order
         if nd == 0:
             return bl, 0
-        nx = make_bits(x, B, bl, lkey, 0, xbits, xsign, thx)
+        nx = _make_bits(x, B, bl, lkey, 0, xbits, xsign, thx)
         if nx == 0:
             return bl, 0
         nact = 0
