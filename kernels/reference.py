@@ -204,3 +204,59 @@ def float_update(w, dp, X, D, lr, clip):
             wv = np.clip(wv + ref, lo, hi) - ref
         wv = wv.astype(np.float32).astype(np.float64)
     w[...] = wv.astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# twins of kernels/nn.py (convolution layers)
+def im2col(x, k, stride, padding, out):
+    """Twin of :func:`kernels.nn.im2col` (sliding windows)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    B, C, H, W = x.shape
+    win = sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]  # B, C, Ho, Wo, k, k
+    Ho, Wo = win.shape[2], win.shape[3]
+    out[...] = win.transpose(0, 2, 3, 1, 4, 5).reshape(B * Ho * Wo, C * k * k)
+
+
+def col2im(cols, k, stride, padding, out):
+    """Twin of :func:`kernels.nn.col2im`."""
+    B, C, H, W = out.shape
+    Hp, Wp = H + 2 * padding, W + 2 * padding
+    Ho = (Hp - k) // stride + 1
+    Wo = (Wp - k) // stride + 1
+    c = cols.reshape(B, Ho, Wo, C, k, k)
+    acc = np.zeros((B, C, Hp, Wp), cols.dtype)
+    for ky in range(k):
+        for kx in range(k):
+            acc[:, :, ky:ky + stride * Ho:stride, kx:kx + stride * Wo:stride] += c[:, :, :, :, ky, kx].transpose(0, 3, 1, 2)
+    out[...] = acc[:, :, padding:padding + H, padding:padding + W]
+
+
+def maxpool2d(x, k, y, idx):
+    """Twin of :func:`kernels.nn.maxpool2d`."""
+    B, C, H, W = x.shape
+    r = x.reshape(B, C, H // k, k, W // k, k).transpose(0, 1, 2, 4, 3, 5).reshape(B, C, H // k, W // k, k * k)
+    idx[...] = np.argmax(r, axis=-1)
+    y[...] = np.take_along_axis(r, idx[..., None], axis=-1)[..., 0]
+
+
+def maxpool2d_backward(dy, idx, k, out):
+    """Twin of :func:`kernels.nn.maxpool2d_backward`."""
+    B, C, H, W = out.shape
+    g = np.zeros((B, C, H // k, W // k, k * k), dy.dtype)
+    np.put_along_axis(g, idx[..., None], dy[..., None], axis=-1)
+    out[...] = g.reshape(B, C, H // k, W // k, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(B, C, H, W)
+
+
+def rows_to_images(rows, out):
+    """Twin of :func:`kernels.nn.rows_to_images`."""
+    B, O, Ho, Wo = out.shape
+    out[...] = rows.reshape(B, Ho, Wo, O).transpose(0, 3, 1, 2)
+
+
+def images_to_rows(img, out):
+    """Twin of :func:`kernels.nn.images_to_rows`."""
+    B, O, Ho, Wo = img.shape
+    out[...] = img.transpose(0, 2, 3, 1).reshape(B * Ho * Wo, O)

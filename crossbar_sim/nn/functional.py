@@ -2,12 +2,15 @@
 
 Shapes follow PyTorch: images are (batch, channels, height, width); a convolution's weight matrix is
 (out_channels, in_channels * k * k) with the column index ``c * k * k + ky * k + kx`` (PyTorch's
-``weight.reshape(out, -1)``), so a patch row of :func:`im2col` multiplies it directly.
+``weight.reshape(out, -1)``), so a patch row of :func:`im2col` multiplies it directly. im2col, col2im,
+pooling and the patch-row layout changes run as Numba kernels (:mod:`crossbar_sim.kernels.nn`, NumPy twins
+in :mod:`crossbar_sim.kernels.reference`).
 """
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+
+from ..kernels import nn as NK
 
 
 def im2col(x: np.ndarray, k: int, stride: int = 1, padding: int = 0) -> np.ndarray:
@@ -15,44 +18,49 @@ def im2col(x: np.ndarray, k: int, stride: int = 1, padding: int = 0) -> np.ndarr
 
     Each row is one input vector of the tile (one sample of the pulsed update, as on hardware).
     """
-    if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     B, C, H, W = x.shape
-    win = sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]  # B, C, Ho, Wo, k, k
-    Ho, Wo = win.shape[2], win.shape[3]
-    return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(B * Ho * Wo, C * k * k)
+    Ho = (H + 2 * padding - k) // stride + 1
+    Wo = (W + 2 * padding - k) // stride + 1
+    out = np.empty((B * Ho * Wo, C * k * k), x.dtype)
+    NK.im2col(x, k, stride, padding, out)
+    return out
 
 
 def col2im(cols: np.ndarray, x_shape, k: int, stride: int = 1, padding: int = 0) -> np.ndarray:
     """Adjoint of :func:`im2col`: sums the patch gradients back into an image gradient of ``x_shape``."""
-    B, C, H, W = x_shape
-    Hp, Wp = H + 2 * padding, W + 2 * padding
-    Ho = (Hp - k) // stride + 1
-    Wo = (Wp - k) // stride + 1
-    c = cols.reshape(B, Ho, Wo, C, k, k)
-    out = np.zeros((B, C, Hp, Wp), cols.dtype)
-    for ky in range(k):
-        for kx in range(k):
-            out[:, :, ky:ky + stride * Ho:stride, kx:kx + stride * Wo:stride] += c[:, :, :, :, ky, kx].transpose(0, 3, 1, 2)
-    if padding:
-        out = out[:, :, padding:-padding, padding:-padding]
+    out = np.empty(x_shape, cols.dtype)
+    NK.col2im(cols, k, stride, padding, out)
     return out
 
 
 def maxpool2d(x: np.ndarray, k: int = 2):
     """Max pooling with window and stride ``k`` (H, W divisible by k). Returns (y, argmax index in window)."""
     B, C, H, W = x.shape
-    r = x.reshape(B, C, H // k, k, W // k, k).transpose(0, 1, 2, 4, 3, 5).reshape(B, C, H // k, W // k, k * k)
-    idx = np.argmax(r, axis=-1)  # first maximum, as PyTorch
-    y = np.take_along_axis(r, idx[..., None], axis=-1)[..., 0]
+    y = np.empty((B, C, H // k, W // k), x.dtype)
+    idx = np.empty((B, C, H // k, W // k), np.int64)
+    NK.maxpool2d(x, k, y, idx)  # first maximum, as PyTorch
     return y, idx
 
 
 def maxpool2d_backward(dy: np.ndarray, idx: np.ndarray, x_shape, k: int = 2) -> np.ndarray:
-    B, C, H, W = x_shape
-    g = np.zeros((B, C, H // k, W // k, k * k), dy.dtype)
-    np.put_along_axis(g, idx[..., None], dy[..., None], axis=-1)
-    return g.reshape(B, C, H // k, W // k, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(B, C, H, W)
+    out = np.empty(x_shape, dy.dtype)
+    NK.maxpool2d_backward(dy, idx, k, out)
+    return out
+
+
+def rows_to_images(rows: np.ndarray, B: int, Ho: int, Wo: int) -> np.ndarray:
+    """Per-patch outputs (B * Ho * Wo, O) as images (B, O, Ho, Wo)."""
+    out = np.empty((B, rows.shape[1], Ho, Wo), rows.dtype)
+    NK.rows_to_images(rows, out)
+    return out
+
+
+def images_to_rows(img: np.ndarray) -> np.ndarray:
+    """Images (B, O, Ho, Wo) as per-patch rows (B * Ho * Wo, O) (adjoint of :func:`rows_to_images`)."""
+    B, O, Ho, Wo = img.shape
+    out = np.empty((B * Ho * Wo, O), img.dtype)
+    NK.images_to_rows(img, out)
+    return out
 
 
 def sigmoid(x):

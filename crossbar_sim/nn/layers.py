@@ -263,12 +263,10 @@ class AnalogConv2d(_TileLayer):
         if self.training:
             self._x_shape = x.shape
         y = self._tile_forward(cols)  # (B * Ho * Wo, out)
-        return np.ascontiguousarray(y.reshape(B, Ho, Wo, self.out_channels).transpose(0, 3, 1, 2))
+        return F.rows_to_images(y, B, Ho, Wo)
 
     def backward(self, dy, need_dx=True):
-        B, O, Ho, Wo = dy.shape
-        dY = dy.transpose(0, 2, 3, 1).reshape(B * Ho * Wo, O)
-        dcols = self._tile_backward(dY, need_dx)
+        dcols = self._tile_backward(F.images_to_rows(dy), need_dx)
         if dcols is None:
             return None
         return F.col2im(dcols, self._x_shape, self.k, self.stride, self.padding)
