@@ -34,9 +34,10 @@ bit what the device-by-device path (:func:`_pulse_device`) gives; the tests chec
 
 Random numbers are counter based (:mod:`.rng`): sample ``t`` of a tile with key ``key`` uses stream
 ``sub_key(key, t)``; lines and devices use independent sub-streams, device ``(i, j)`` starts at word
-``(i * in_size + j) << 20``: the closed form takes the first normal of that word (branch-free Box-Muller,
-:func:`.rng.normal_pair32`) and write noise the second; pulse-by-pulse simulation draws from the next words
-(ziggurat). Results do not depend on the number of threads or on the row path.
+``(i * in_size + 2m) << 20`` for the pair of columns ``2m, 2m + 1`` (:func:`_pair_word`): the closed form takes
+the device's normal of the pair's first word (branch-free Box-Muller, :func:`.rng.normal_pair32`), write noise
+that of the second; pulse-by-pulse simulation draws from the device's own later words (ziggurat). Results do
+not depend on the number of threads or on the row path.
 """
 from __future__ import annotations
 
@@ -450,24 +451,33 @@ def _pulse_loop(w, n, up, su, sd, lu, ld, ref, lo, hi, model, noise_mode, sigma,
 # --------------------------------------------------------------------------------------------------------
 # one device: the semantics every path reproduces
 @njit(inline="always", error_model="numpy")
-def _device_word(i, j, in_size):
-    """First random word of device ``(i, j)`` in a sample's device stream (2^20 words per device)."""
-    return (uint64(i) * uint64(in_size) + uint64(j)) << uint64(20)
+def _pair_word(i, j, in_size):
+    """First random word of the device pair ``(i, 2m), (i, 2m + 1)`` holding device ``(i, j)`` in a sample's
+    device stream (2^20 words per pair). Word 0 gives the pair's two closed-form normals (the first for
+    the even column), word 1 their two write-noise normals; pulse-by-pulse simulation draws from word 2
+    (even column) or 2 + 2^19 (odd column) on. Pairs share one Box-Muller evaluation per word."""
+    return (uint64(i) * uint64(in_size) + (uint64(j) & ~uint64(1))) << uint64(20)
+
+
+@njit(inline="always", error_model="numpy")
+def _pick(pair, j):
+    """The normal of column ``j`` from its pair's word (:func:`_pair_word`)."""
+    z1, z2 = pair
+    return float64(z2) if j & 1 else float64(z1)
 
 
 @njit(forceinline=True, error_model="numpy")
 def _pulse_one_by_one(w, w_app, dp, i, j, n, up, model, noise_mode, sigma, wn_std, tp, dkey, ki, wi, fi):
-    """``n`` same-sign pulses on device ``(i, j)`` simulated one by one from word ``idx + 1`` of its
-    stream; write noise (if any) from the second normal of word ``idx``."""
-    idx = _device_word(i, j, w.shape[1])
+    """``n`` same-sign pulses on device ``(i, j)`` simulated one by one from its own words of the pair's
+    stream; write noise (if any) from the pair's word 1 (:func:`_pair_word`)."""
+    base = _pair_word(i, j, w.shape[1])
     wv, _ = _pulse_loop(float64(w[i, j]), n, up, float64(dp[i, j, SU]), float64(dp[i, j, SD]),
                         float64(dp[i, j, LU]), float64(dp[i, j, LD]), float64(dp[i, j, REF]),
                         float64(dp[i, j, LO]), float64(dp[i, j, HI]), model, noise_mode, sigma, tp, dkey,
-                        int64(idx) + 1, ki, wi, fi)
+                        int64(base) + 2 + (j & 1) * (1 << 19), ki, wi, fi)
     w[i, j] = wv
     if wn_std > 0.0:
-        _, z2 = normal_pair32(draw(dkey, idx))
-        w_app[i, j] = wv + wn_std * float64(z2)
+        w_app[i, j] = wv + wn_std * _pick(normal_pair32(draw(dkey, base + uint64(1))), j)
 
 
 @njit(forceinline=True, error_model="numpy")
@@ -476,22 +486,21 @@ def _pulse_device(w, w_app, dp, cnt, i, j, n, up, model, noise_mode, sigma, wn_s
     """``n`` same-sign pulses on device ``(i, j)``: new hidden weight, write noise, pulse counters.
 
     The reference semantics of one device in one sample, which the vectorised rows reproduce bit for bit:
-    linear family with ``closed_form``: :func:`_linear_closed_form` from the first normal of word ``idx``
-    (``idx = (i * in_size + j) << 20`` of the sample's device stream) and write noise from its second;
-    where the closed form does not apply, and for the other models, pulse by pulse.
+    linear family with ``closed_form``: :func:`_linear_closed_form` from the device's normal of its pair's
+    word 0 and write noise from word 1 (:func:`_pair_word`); where the closed form does not apply, and for
+    the other models, pulse by pulse.
     """
     done = False
     if closed_form and model == MODEL_LINEAR:
-        idx = _device_word(i, j, w.shape[1])
-        z1, z2 = normal_pair32(draw(dkey, idx))
+        base = _pair_word(i, j, w.shape[1])
         wn, done = _linear_closed_form(float64(w[i, j]), n, up, float64(dp[i, j, SU]), float64(dp[i, j, SD]),
                                        float64(dp[i, j, LU]), float64(dp[i, j, LD]), float64(dp[i, j, REF]),
                                        float64(dp[i, j, LO]), float64(dp[i, j, HI]), sigma,
-                                       noise_mode == NOISE_MULT, float64(z1))
+                                       noise_mode == NOISE_MULT, _pick(normal_pair32(draw(dkey, base)), j))
         if done:
             w[i, j] = wn
             if wn_std > 0.0:
-                w_app[i, j] = wn + wn_std * float64(z2)
+                w_app[i, j] = wn + wn_std * _pick(normal_pair32(draw(dkey, base + uint64(1))), j)
     if not done:
         _pulse_one_by_one(w, w_app, dp, i, j, n, up, model, noise_mode, sigma, wn_std, tp, dkey, ki, wi, fi)
     cnt[0 if up else 1, i, j] += n
@@ -531,27 +540,41 @@ def _row_scalar(i, w, w_app, dp, cnt, xbits, xsign, act, nact, dbits, ds,
 
 
 @njit(inline="always", error_model="numpy")
+def _row_normals(i, in_size, dkey, word, zb):
+    """``zb[j]`` = the normal of device ``(i, j)`` from word ``word`` of its pair (:func:`_pair_word`), for
+    every column: one Box-Muller evaluation per pair (vectorises)."""
+    row = uint64(i) * uint64(in_size)
+    for m in range((in_size + 1) >> 1):
+        z1, z2 = normal_pair32(draw(dkey, ((row + uint64(2 * m)) << uint64(20)) + uint64(word)))
+        zb[2 * m] = z1
+        zb[2 * m + 1] = z2
+
+
+@njit(inline="always", error_model="numpy")
 def _row_dense(i, w, w_app, dpr, cnt, xbits, xsign, dbi, ds, sigma, mult, wn_std, write_app, dkey,
-               sign_mode, fb):
+               sign_mode, fb, zb):
     """Row ``i`` over every column (one 64-bit train word, ``BL <= 64``), as :func:`_pulse_device` does it
-    with the closed form, in one loop without branches (it vectorises: 8 devices per AVX-512 step).
-    Columns whose closed form does not apply are flagged in ``fb`` (left unchanged but for the counters)
-    for :func:`_pulse_one_by_one`. Returns (pulses, up pulses, flagged)."""
+    with the closed form, in one loop without branches (it vectorises: 8 devices per AVX-512 step), after
+    the row's normals are drawn into ``zb`` (2, in_size + 1). Columns whose closed form does not apply are
+    flagged in ``fb`` (left unchanged but for the counters) for :func:`_pulse_one_by_one`. Returns
+    (pulses, up pulses, flagged)."""
     in_size = w.shape[1]
+    _row_normals(i, in_size, dkey, 0, zb[0])
+    if write_app:
+        _row_normals(i, in_size, dkey, 1, zb[1])
     tot = int64(0)
     tot_up = int64(0)
     nfb = int64(0)
     for j in range(in_size):
         n, up = _one_sided(int64(popcount64(dbi & xbits[j, 0])), ds * xsign[j] < 0, sign_mode)
-        z1, z2 = normal_pair32(draw(dkey, _device_word(i, j, in_size)))
         wn, ok = _linear_closed_form(float64(w[i, j]), max(n, 1), up, float64(dpr[i, SU, j]),
                                      float64(dpr[i, SD, j]), float64(dpr[i, LU, j]), float64(dpr[i, LD, j]),
                                      float64(dpr[i, REF, j]), float64(dpr[i, LO, j]), float64(dpr[i, HI, j]),
-                                     sigma, mult, float64(z1))
+                                     sigma, mult, float64(zb[0, j]))
         apply = (n > 0) & ok
         w[i, j] = float32(wn) if apply else w[i, j]
         if write_app:
-            w_app[i, j] = float32(wn + wn_std * float64(z2)) if apply else w_app[i, j]
+            w_app[i, j] = float32(wn + wn_std * float64(zb[1, j])) if apply else w_app[i, j]
         f = (n > 0) & (not ok)
         fb[j] = f
         nfb += f
@@ -564,17 +587,19 @@ def _row_dense(i, w, w_app, dpr, cnt, xbits, xsign, dbi, ds, sigma, mult, wn_std
 
 
 @njit(inline="always", error_model="numpy")
-def _lanes(in_size, m, bi, bj, bn, bup, bw, bpar, bout, bok, sigma, mult, wn_std, dkey):
+def _lanes(in_size, m, bi, bj, bn, bup, bw, bpar, bout, bok, sigma, mult, wn_std, write_app, dkey):
     """The closed form of :func:`_row_dense` on ``m`` compacted devices ``(bi[q], bj[q])`` (vectorises);
     writes the new hidden weight to ``bout[0, q]``, the apparent one to ``bout[1, q]``, ``ok`` to ``bok``."""
     for q in range(m):
-        z1, z2 = normal_pair32(draw(dkey, _device_word(bi[q], bj[q], in_size)))
+        j = bj[q]
+        base = _pair_word(bi[q], j, in_size)
         wn, ok = _linear_closed_form(float64(bw[q]), bn[q], bup[q] != 0, float64(bpar[SU, q]),
                                      float64(bpar[SD, q]), float64(bpar[LU, q]), float64(bpar[LD, q]),
                                      float64(bpar[REF, q]), float64(bpar[LO, q]), float64(bpar[HI, q]),
-                                     sigma, mult, float64(z1))
+                                     sigma, mult, _pick(normal_pair32(draw(dkey, base)), j))
         bout[0, q] = wn
-        bout[1, q] = wn + wn_std * float64(z2)
+        if write_app:
+            bout[1, q] = wn + wn_std * _pick(normal_pair32(draw(dkey, base + uint64(1))), j)
         bok[q] = ok
 
 
@@ -583,7 +608,12 @@ def _flush_compact(m, w, w_app, dp, cnt, model, noise_mode, sigma, wn_std, tp, d
                    bi, bj, bn, bup, bw, bpar, bout, bok):
     """Apply ``m`` gathered devices: :func:`_lanes`, then scatter (pulse by pulse where the closed form
     does not apply). Returns (pulses, up pulses)."""
-    _lanes(w.shape[1], m, bi, bj, bn, bup, bw, bpar, bout, bok, sigma, noise_mode == NOISE_MULT, wn_std, dkey)
+    if wn_std > 0.0:
+        _lanes(w.shape[1], m, bi, bj, bn, bup, bw, bpar, bout, bok, sigma, noise_mode == NOISE_MULT, wn_std, True,
+               dkey)
+    else:
+        _lanes(w.shape[1], m, bi, bj, bn, bup, bw, bpar, bout, bok, sigma, noise_mode == NOISE_MULT, wn_std, False,
+               dkey)
     tot = int64(0)
     tot_up = int64(0)
     for q in range(m):
@@ -648,8 +678,8 @@ def _rows_compact(r0, r1, w, w_app, dp, dpr, cnt, xbits, xsign, act, nact, dbits
 
 @njit(forceinline=True, error_model="numpy")
 def _rows_stochastic(r0, r1, w, w_app, dp, dpr, cnt, xbits, xsign, act, nact, dbits, dsign, model, noise_mode,
-                     sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sign_mode, path, fb, bi, bj, bn, bup, bw,
-                     bpar, bout, bok):
+                     sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sign_mode, path, fb, zb, bi, bj, bn, bup,
+                     bw, bpar, bout, bok):
     """Apply the coincidences of rows ``r0..r1-1`` along ``path`` (PATH_DENSE, PATH_COMPACT or
     PATH_SCALAR; all three give the same result). Returns (pulses, up pulses)."""
     if path == PATH_COMPACT:
@@ -667,10 +697,10 @@ def _rows_stochastic(r0, r1, w, w_app, dp, dpr, cnt, xbits, xsign, act, nact, db
         if path == PATH_DENSE:
             if wn_std > 0.0:
                 t, tu, nfb = _row_dense(i, w, w_app, dpr, cnt, xbits, xsign, dbits[i, 0], ds, sigma, mult,
-                                        wn_std, True, dkey, sign_mode, fb)
+                                        wn_std, True, dkey, sign_mode, fb, zb)
             else:
                 t, tu, nfb = _row_dense(i, w, w_app, dpr, cnt, xbits, xsign, dbits[i, 0], ds, sigma, mult,
-                                        wn_std, False, dkey, sign_mode, fb)
+                                        wn_std, False, dkey, sign_mode, fb, zb)
             if nfb > 0:
                 for j in range(in_size):
                     if fb[j]:
@@ -792,6 +822,7 @@ def _update_samples(w, w_app, dp, dpr, cnt, X, D, lr, g, desired_bl, ublm, um, u
     vec = closed_form and model == MODEL_LINEAR and path != PATH_SCALAR
     nb = nblocks if vec else 1  # per-block buffers of the vectorised rows (empty when unused; never read
     fb = np.empty((nb, in_size if vec else 0), np.uint8)  # before written, so not zeroed)
+    zb = np.empty((nb, 2, in_size + 1 if vec else 0), np.float32)
     cap = min(COMPACT_CHUNK, out_size * in_size) if vec else 0
     bi = np.empty((nb, cap), np.int64)
     bj = np.empty((nb, cap), np.int64)
@@ -825,8 +856,8 @@ def _update_samples(w, w_app, dp, dpr, cnt, X, D, lr, g, desired_bl, ublm, um, u
             k = int64(b) if vec else int64(0)
             t, tu = _rows_stochastic(r0, r1, w, w_app, dp, dpr, cnt, xbits, xsign, act, nact, dbits, dsign,
                                      model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi,
-                                     sign_mode, rp, fb[k], bi[k], bj[k], bn[k], bup[k], bw[k], bpar[k], bout[k],
-                                     bok[k])
+                                     sign_mode, rp, fb[k], zb[k], bi[k], bj[k], bn[k], bup[k], bw[k], bpar[k],
+                                     bout[k], bok[k])
             part[b, 0] = t
             part[b, 1] = tu
         tot = int64(0)
