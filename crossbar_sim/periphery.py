@@ -92,6 +92,11 @@ def _scratch(batch: int, n: int):
     return sc
 
 
+#: products of at most this many multiply-adds (batch x in x out) run in one compiled call (kernels.mvm.mvm_fused);
+#: larger ones call NumPy's GEMM between the two periphery kernels (its BLAS threads, no per-call overhead to save)
+FUSED_MAX_MACS = 1 << 22
+
+
 def _count(counters, passes: int, n_in: int, n_out: int) -> None:
     """Energy-model counters of ``passes`` array reads: one MVM, ``n_in`` DAC and ``n_out`` ADC conversions each."""
     if counters is not None:
@@ -134,8 +139,16 @@ def analog_mvm(W, X, io: IOParameters, key, call: int, zig=None, transposed=Fals
         Y = np.ascontiguousarray(Y, dtype=np.float32)
     else:
         P, F = io_plan(io, allow_bm)
-        key = np.uint64(key)
+        if type(key) is not np.uint64:
+            key = np.uint64(key)
         iw, fw, Xq = _scratch(batch, n_in)
+        if batch * n_in * n_out <= FUSED_MAX_MACS and W.flags.c_contiguous:
+            Y = np.empty((batch, n_out), np.float32)
+            passes = KM.mvm_fused(W, X, Y, iw, fw, Xq, P, F, transposed, key, call)
+            if passes < 0:
+                check_finite_array(X, "d" if transposed else "x")
+            _count(counters, passes, n_in, n_out)
+            return Y
         if KM.mvm_prepare(X, iw, fw, Xq, P, F, transposed, key, call, 0, batch):
             check_finite_array(X, "d" if transposed else "x")
         Y = Xq @ W if transposed else Xq @ W.T

@@ -23,14 +23,14 @@ def _io_tile(shape):
     return AnalogTile(*shape, TileConfig(device=ConstantStepDevice(**NOVAR), forward=IO0, backward=IO0), seed=0)
 
 
-def test_forward_backward_periphery_bit_exact(golden):
+def test_forward_backward_periphery_bit_exact(golden, mvm_path):
     t = _io_tile((16, 32))
     t.set_weights(golden["io_W"])
     np.testing.assert_array_equal(t.forward(golden["io_X"]), golden["io_Y"])
     np.testing.assert_array_equal(t.backward(golden["io_D"]), golden["io_Z"])
 
 
-def test_bound_management_bit_exact(golden):
+def test_bound_management_bit_exact(golden, mvm_path):
     t = _io_tile((2, 1000))
     t.set_weights(golden["bm_W"])
     y = t.forward(golden["bm_X"])
