@@ -92,9 +92,12 @@ def _scratch(batch: int, n: int):
     return sc
 
 
-#: products of at most this many multiply-adds (batch x in x out) run in one compiled call (kernels.mvm.mvm_fused);
-#: larger ones call NumPy's GEMM between the two periphery kernels (its BLAS threads, no per-call overhead to save)
-FUSED_MAX_MACS = 1 << 22
+#: products of at most this many multiply-adds (batch x in x out) run in one compiled call (kernels.mvm.mvm_fused,
+#: whose GEMM is SciPy's OpenBLAS); larger ones call NumPy's GEMM between the two periphery kernels. 2^18 is
+#: OpenBLAS's single-thread limit for GEMM (65536 x GEMM_MULTITHREAD_THRESHOLD 4), so SciPy's BLAS never wakes
+#: threads of its own: two OpenBLAS thread pools taking turns (each spinning while the other works) slowed
+#: 10 x 784 x 256 products from 0.1 to 2-30 ms on a loaded 2-core machine.
+FUSED_MAX_MACS = 1 << 18
 
 
 def _count(counters, passes: int, n_in: int, n_out: int) -> None:

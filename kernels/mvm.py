@@ -3,9 +3,10 @@
 Two kernels around one BLAS product run the whole pipeline of a forward or backward pass on a batch
 (:func:`crossbar_sim.periphery.analog_mvm` drives them): :func:`mvm_prepare` (step 1), the GEMM (step 2,
 done by the caller with NumPy for large products, where NumPy's BLAS threads may be used), :func:`mvm_finish`
-(steps 3 and 4). Small products run all of it in one compiled call, :func:`mvm_fused`, whose GEMM is numba's
-``np.dot`` (SciPy's OpenBLAS, the same kernels as NumPy's): one sample on a 512 x 512 tile then costs the
-GEMV plus ~10-30%, where the three calls from Python cost ~50%:
+(steps 3 and 4). Small products (at most 2^18 multiply-adds, where OpenBLAS stays on one thread) run all of it
+in one compiled call, :func:`mvm_fused`, whose GEMM is numba's ``np.dot`` (SciPy's OpenBLAS, the same kernels
+as NumPy's): one sample on a 512 x 512 tile then costs the GEMV plus ~10-30%, where the three calls from Python
+cost ~50%:
 
 1. per row (sample): noise management (multiply by ``(1/max|x|) / 2^r``, float32), DAC rounding to the input
    step ``f32(inp_res) * f32(2 inp_bound)`` (half to even, or stochastic), *then* clipping to
