@@ -23,9 +23,9 @@ from .config import Config
 from .errors import ConfigError, ShapeError
 from .onesided import make_array
 from .params import IOParameters, UpdateParameters
-from .periphery import analog_mvm, read_columns
+from .periphery import read_columns
 from .rng import key_from_seedseq, make_seedseq
-from .tile import check_state, zig_tables
+from .tile import PeripheryMVM, check_state, zig_tables
 
 
 def _default_unit_device():
@@ -142,7 +142,7 @@ class CompoundTileConfig(Config):
             raise ConfigError(f"The 'device' parameter of CompoundTileConfig must be a TransferCompound. Got {self.device!r}.")
 
 
-class TikiTakaTile:
+class TikiTakaTile(PeripheryMVM):
     """Tiki-Taka v1 tile (A, C, transfer). Same interface as :class:`AnalogTile`.
 
     Parameters
@@ -210,34 +210,9 @@ class TikiTakaTile:
         self.pointer = 0
         self.samples_seen = 0
 
-    # ------------------------------------------------------------------ MVMs
-    def forward(self, x, io=None) -> np.ndarray:
-        X = V.as_batch(x, "x", self.in_size)
-        y = self._forward(X, io)
-        return y[0] if np.ndim(x) == 1 else y
-
-    def _forward(self, X, io=None) -> np.ndarray:
-        """:meth:`forward` of a validated batch (the internal fast path)."""
-        io = self.config.forward if io is None else io
-        y = analog_mvm(self._weights_view(), X, io, self._keys["forward"], self._t["forward"], zig_tables(),
-                       transposed=False, allow_bm=True, counters=self.counters)
-        self._t["forward"] += 1
-        self.counters["n_forward"] += X.shape[0]
-        return y
-
-    def backward(self, d, io=None) -> np.ndarray:
-        D = V.as_batch(d, "d", self.out_size)
-        z = self._backward(D, io)
-        return z[0] if np.ndim(d) == 1 else z
-
-    def _backward(self, D, io=None) -> np.ndarray:
-        """:meth:`backward` of a validated batch (the internal fast path)."""
-        io = self.config.backward if io is None else io
-        z = analog_mvm(self._weights_view(), D, io, self._keys["backward"], self._t["backward"], zig_tables(),
-                       transposed=True, allow_bm=False, counters=self.counters)
-        self._t["backward"] += 1
-        self.counters["n_backward"] += D.shape[0]
-        return z
+    # ------------------------------------------------------------------ MVMs (forward / backward: PeripheryMVM)
+    def _mvm_weights(self) -> np.ndarray:
+        return self._weights_view()
 
     # ------------------------------------------------------------------ update
     def update(self, x, d, lr: float) -> None:

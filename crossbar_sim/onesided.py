@@ -85,9 +85,9 @@ from .config import Config
 from .errors import ConfigError, ShapeError
 from .kernels import update as K
 from .params import IOParameters, TileConfig, UpdateParameters
-from .periphery import analog_mvm, read_columns
+from .periphery import read_columns
 from .rng import key_from_seedseq, make_seedseq
-from .tile import AnalogTile, check_state, zig_tables
+from .tile import AnalogTile, PeripheryMVM, check_state
 
 #: update types that do not go through pulse trains (the one-sided split is then done on the outer product)
 NON_PULSED = ("expected", "none", "none_with_device")
@@ -260,7 +260,7 @@ PAIR_COUNTER_NAMES = ("n_updates", "n_pulse_cycles", "n_slots", "n_forward", "n_
 _SUMMED = ("n_pulses", "n_pulses_up", "n_pulses_down")
 
 
-class OneSidedTile:
+class OneSidedTile(PeripheryMVM):
     """A ``out_size x in_size`` array of one-sided device pairs ``w = g_plus - g_minus`` with refresh.
 
     Same interface as :class:`~crossbar_sim.tile.AnalogTile` (and usable as A or C of a Tiki-Taka tile).
@@ -379,36 +379,12 @@ class OneSidedTile:
         self.minus.set_weights(np.maximum(-w, np.float32(0.0)))
         self.samples_seen = 0
 
-    # ------------------------------------------------------------------ MVMs
-    def forward(self, x, io=None) -> np.ndarray:
-        """``y = (g_plus - g_minus) x`` through the forward periphery. ``x``: (in_size,) or (batch, in_size)."""
-        X = V.as_batch(x, "x", self.in_size)
-        y = self._forward(X, io)
-        return y[0] if np.ndim(x) == 1 else y
+    # ------------------------------------------------------------------ MVMs (forward / backward: PeripheryMVM)
+    def _mvm_weights(self) -> np.ndarray:
+        return self._w_app
 
-    def _forward(self, X, io=None) -> np.ndarray:
-        """:meth:`forward` of a validated batch (the internal fast path)."""
-        io = self.config.forward if io is None else io
-        y = analog_mvm(self._w_app, X, io, self._keys["forward"], self._t["forward"], zig_tables(),
-                       transposed=False, allow_bm=True, counters=self._counters)
-        self._t["forward"] += 1
-        self._counters["n_forward"] += X.shape[0]
-        return y
-
-    def backward(self, d, io=None) -> np.ndarray:
-        """``z = (g_plus - g_minus)^T d`` through the backward periphery (no bound management)."""
-        D = V.as_batch(d, "d", self.out_size)
-        z = self._backward(D, io)
-        return z[0] if np.ndim(d) == 1 else z
-
-    def _backward(self, D, io=None) -> np.ndarray:
-        """:meth:`backward` of a validated batch (the internal fast path)."""
-        io = self.config.backward if io is None else io
-        z = analog_mvm(self._w_app, D, io, self._keys["backward"], self._t["backward"], zig_tables(),
-                       transposed=True, allow_bm=False, counters=self._counters)
-        self._t["backward"] += 1
-        self._counters["n_backward"] += D.shape[0]
-        return z
+    def _mvm_counters(self) -> dict:
+        return self._counters
 
     # ------------------------------------------------------------------ update
     def update(self, x, d, lr: float, granularity: float | None = None, update=None) -> None:

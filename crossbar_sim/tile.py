@@ -62,7 +62,52 @@ COUNTER_NAMES = ("n_updates", "n_pulse_cycles", "n_slots", "n_pulses", "n_pulses
                  "n_forward", "n_backward", "mvm", "dac", "adc")
 
 
-class AnalogTile:
+class PeripheryMVM:
+    """``forward`` / ``backward`` through the periphery, shared by every tile kind.
+
+    A tile provides ``config.forward`` / ``config.backward`` (IOParameters), ``in_size`` / ``out_size``, the
+    random streams ``_keys`` / ``_t`` ("forward", "backward"), :meth:`_mvm_weights` (the apparent weights an
+    MVM reads) and :meth:`_mvm_counters` (the dict the periphery counts MVMs, DAC and ADC conversions into).
+    """
+
+    def _mvm_weights(self) -> np.ndarray:
+        raise NotImplementedError  # abstract: each tile kind says what its MVMs read
+
+    def _mvm_counters(self) -> dict:
+        return self.counters
+
+    def forward(self, x, io=None) -> np.ndarray:
+        """``y = W x`` through the forward periphery. ``x``: (in_size,) or (batch, in_size)."""
+        X = V.as_batch(x, "x", self.in_size, finite=False)  # analog_mvm checks inf/NaN
+        y = self._forward(X, io)
+        return y[0] if X is not x and (x.ndim if type(x) is np.ndarray else np.ndim(x)) == 1 else y
+
+    def _forward(self, X, io=None) -> np.ndarray:
+        """:meth:`forward` of a batch ``X`` (C-contiguous float32 of the right shape; analog_mvm checks
+        inf/NaN); returns (batch, out_size). The internal path of the network layers."""
+        return self._mvm(X, self.config.forward if io is None else io, "forward", False)
+
+    def backward(self, d, io=None) -> np.ndarray:
+        """``z = W^T d`` through the backward periphery (no bound management). ``d``: (out_size,) or
+        (batch, out_size)."""
+        D = V.as_batch(d, "d", self.out_size, finite=False)  # analog_mvm checks inf/NaN
+        z = self._backward(D, io)
+        return z[0] if D is not d and (d.ndim if type(d) is np.ndarray else np.ndim(d)) == 1 else z
+
+    def _backward(self, D, io=None) -> np.ndarray:
+        """:meth:`backward` of a batch ``D`` (as :meth:`_forward`); returns (batch, in_size)."""
+        return self._mvm(D, self.config.backward if io is None else io, "backward", True)
+
+    def _mvm(self, X, io, stream: str, transposed: bool) -> np.ndarray:
+        counters = self._mvm_counters()
+        y = analog_mvm(self._mvm_weights(), X, io, self._keys[stream], self._t[stream], None, transposed,
+                       not transposed, counters)
+        self._t[stream] += 1
+        counters["n_" + stream] += X.shape[0]
+        return y
+
+
+class AnalogTile(PeripheryMVM):
     """A ``out_size x in_size`` crossbar array of devices with its periphery.
 
     Parameters
@@ -191,38 +236,9 @@ class AnalogTile:
         if self._w_app is not self._w:
             self._w_app[sel] = (self._w + self.devices.write_noise * rng.standard_normal(self.shape))[sel]
 
-    # ------------------------------------------------------------------ MVMs
-    def forward(self, x, io=None) -> np.ndarray:
-        """``y = W x`` through the forward periphery. ``x``: (in_size,) or (batch, in_size)."""
-        X = V.as_batch(x, "x", self.in_size, finite=False)  # analog_mvm checks inf/NaN
-        y = self._forward(X, io)
-        return y[0] if X is not x and (x.ndim if type(x) is np.ndarray else np.ndim(x)) == 1 else y
-
-    def _forward(self, X, io=None) -> np.ndarray:
-        """:meth:`forward` of a batch ``X`` (C-contiguous float32 of the right shape; analog_mvm checks
-        inf/NaN); returns (batch, out_size). The internal path of the network layers."""
-        io = self.config.forward if io is None else io
-        y = analog_mvm(self._w_app, X, io, self._keys["forward"], self._t["forward"], None, False, True,
-                       self.counters)
-        self._t["forward"] += 1
-        self.counters["n_forward"] += X.shape[0]
-        return y
-
-    def backward(self, d, io=None) -> np.ndarray:
-        """``z = W^T d`` through the backward periphery (no bound management). ``d``: (out_size,) or
-        (batch, out_size)."""
-        D = V.as_batch(d, "d", self.out_size, finite=False)  # analog_mvm checks inf/NaN
-        z = self._backward(D, io)
-        return z[0] if D is not d and (d.ndim if type(d) is np.ndarray else np.ndim(d)) == 1 else z
-
-    def _backward(self, D, io=None) -> np.ndarray:
-        """:meth:`backward` of a batch ``D`` (as :meth:`_forward`); returns (batch, in_size)."""
-        io = self.config.backward if io is None else io
-        z = analog_mvm(self._w_app, D, io, self._keys["backward"], self._t["backward"], None, True, False,
-                       self.counters)
-        self._t["backward"] += 1
-        self.counters["n_backward"] += D.shape[0]
-        return z
+    # ------------------------------------------------------------------ MVMs (forward / backward: PeripheryMVM)
+    def _mvm_weights(self) -> np.ndarray:
+        return self._w_app
 
     # ------------------------------------------------------------------ update
     def update(self, x, d, lr: float, granularity: float | None = None, update=None) -> None:

@@ -516,19 +516,25 @@ def _one_sided(n, up, sign_mode):
 
 # --------------------------------------------------------------------------------------------------------
 # rows: scalar (any model), dense vectorised and compacted vectorised (linear family, closed form)
+@njit(inline="always", error_model="numpy")
+def _coincidences(dbits, xbits, i, j, ds, xsj, sign_mode):
+    """Pulses of device ``(i, j)`` in one sample (popcount over the train words) and their direction, under
+    ``sign_mode`` (:func:`_one_sided`)."""
+    n = int64(0)
+    for wd in range(xbits.shape[1]):
+        n += int64(popcount64(dbits[i, wd] & xbits[j, wd]))
+    return _one_sided(n, ds * xsj < 0, sign_mode)
+
+
 @njit(forceinline=True, error_model="numpy")
 def _row_scalar(i, w, w_app, dp, cnt, xbits, xsign, act, nact, dbits, ds,
                 model, noise_mode, sigma, wn_std, tp, closed_form, dkey, ki, wi, fi, sign_mode):
     """Row ``i``, device by device with :func:`_pulse_device`. Returns (pulses, up pulses)."""
-    nw = xbits.shape[1]
     tot = int64(0)
     tot_up = int64(0)
     for jj in range(nact):
         j = act[jj]
-        n = int64(0)
-        for wd in range(nw):
-            n += int64(popcount64(dbits[i, wd] & xbits[j, wd]))
-        n, up = _one_sided(n, ds * xsign[j] < 0, sign_mode)
+        n, up = _coincidences(dbits, xbits, i, j, ds, xsign[j], sign_mode)
         if n == 0:
             continue
         _pulse_device(w, w_app, dp, cnt, i, j, n, up, model, noise_mode, sigma, wn_std, tp, closed_form,
@@ -640,7 +646,6 @@ def _rows_compact(r0, r1, w, w_app, dp, dpr, cnt, xbits, xsign, act, nact, dbits
     """Rows ``r0..r1-1`` for sparse inputs, long trains or few rows: the devices that receive pulses are
     gathered (whatever row they are on) into buffers of ``len(bj)`` devices, each full buffer is applied
     by :func:`_flush_compact`. Same results as :func:`_row_scalar`. Returns (pulses, up pulses)."""
-    nw = xbits.shape[1]
     cap = bj.shape[0]
     m = 0
     tot = int64(0)
@@ -651,10 +656,7 @@ def _rows_compact(r0, r1, w, w_app, dp, dpr, cnt, xbits, xsign, act, nact, dbits
             continue
         for jj in range(nact):
             j = act[jj]
-            n = int64(0)
-            for wd in range(nw):
-                n += int64(popcount64(dbits[i, wd] & xbits[j, wd]))
-            n, up = _one_sided(n, ds * xsign[j] < 0, sign_mode)
+            n, up = _coincidences(dbits, xbits, i, j, ds, xsign[j], sign_mode)
             if n == 0:
                 continue
             bi[m] = i
@@ -704,8 +706,7 @@ def _rows_stochastic(r0, r1, w, w_app, dp, dpr, cnt, xbits, xsign, act, nact, db
             if nfb > 0:
                 for j in range(in_size):
                     if fb[j]:
-                        n, up = _one_sided(int64(popcount64(dbits[i, 0] & xbits[j, 0])), ds * xsign[j] < 0,
-                                           sign_mode)
+                        n, up = _coincidences(dbits, xbits, i, j, ds, xsign[j], sign_mode)
                         _pulse_one_by_one(w, w_app, dp, i, j, n, up, model, noise_mode, sigma, wn_std, tp,
                                           dkey, ki, wi, fi)
         else:
