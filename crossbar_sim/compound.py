@@ -25,7 +25,7 @@ from .onesided import make_array
 from .params import IOParameters, UpdateParameters
 from .periphery import read_columns
 from .rng import key_from_seedseq, make_seedseq
-from .tile import PeripheryMVM, check_state, zig_tables
+from .tile import TileBase, check_state, zig_tables
 
 
 def _default_unit_device():
@@ -142,7 +142,7 @@ class CompoundTileConfig(Config):
             raise ConfigError(f"The 'device' parameter of CompoundTileConfig must be a TransferCompound. Got {self.device!r}.")
 
 
-class TikiTakaTile(PeripheryMVM):
+class TikiTakaTile(TileBase):
     """Tiki-Taka v1 tile (A, C, transfer). Same interface as :class:`AnalogTile`.
 
     Parameters
@@ -210,7 +210,7 @@ class TikiTakaTile(PeripheryMVM):
         self.pointer = 0
         self.samples_seen = 0
 
-    # ------------------------------------------------------------------ MVMs (forward / backward: PeripheryMVM)
+    # ------------------------------------------------------------------ MVMs (forward / backward: TileBase)
     def _mvm_weights(self) -> np.ndarray:
         return self._weights_view()
 
@@ -279,7 +279,7 @@ class TikiTakaTile(PeripheryMVM):
             "samples_seen": int(self.samples_seen),
             "pointer": int(self.pointer),
             "counters": dict(self.counters),
-            "rng": {k: [str(int(self._keys[k])), int(self._t[k])] for k in self._keys},
+            "rng": self._rng_state(),
         }
 
     def set_state(self, state: dict) -> None:
@@ -289,20 +289,10 @@ class TikiTakaTile(PeripheryMVM):
         self.samples_seen = int(state["samples_seen"])
         self.pointer = int(state["pointer"])
         self.counters = {k: int(v) for k, v in state["counters"].items()}
-        for k, (key, t) in state["rng"].items():
-            self._keys[k] = np.uint64(int(key))
-            self._t[k] = int(t)
+        self._set_rng_state(state["rng"])
         tc = self.config.device
         self.transfer_io = dataclasses.replace(tc.transfer_forward, noise_management="none",
                                                bound_management="none")
-
-    @classmethod
-    def from_state(cls, state: dict, threads=None) -> "TikiTakaTile":
-        cfg = state["config"]
-        cfg = Config.from_json(cfg) if isinstance(cfg, str) else cfg
-        tile = cls(int(state["shape"][0]), int(state["shape"][1]), cfg, seed=0, threads=threads)
-        tile.set_state(state)
-        return tile
 
     def __repr__(self) -> str:
         return f"TikiTakaTile({self.out_size}, {self.in_size}, {self.config.device!r})"

@@ -87,7 +87,7 @@ from .kernels import update as K
 from .params import IOParameters, TileConfig, UpdateParameters
 from .periphery import read_columns
 from .rng import key_from_seedseq, make_seedseq
-from .tile import AnalogTile, PeripheryMVM, check_state
+from .tile import AnalogTile, TileBase, check_state
 
 #: update types that do not go through pulse trains (the one-sided split is then done on the outer product)
 NON_PULSED = ("expected", "none", "none_with_device")
@@ -260,7 +260,7 @@ PAIR_COUNTER_NAMES = ("n_updates", "n_pulse_cycles", "n_slots", "n_forward", "n_
 _SUMMED = ("n_pulses", "n_pulses_up", "n_pulses_down")
 
 
-class OneSidedTile(PeripheryMVM):
+class OneSidedTile(TileBase):
     """A ``out_size x in_size`` array of one-sided device pairs ``w = g_plus - g_minus`` with refresh.
 
     Same interface as :class:`~crossbar_sim.tile.AnalogTile` (and usable as A or C of a Tiki-Taka tile).
@@ -379,7 +379,7 @@ class OneSidedTile(PeripheryMVM):
         self.minus.set_weights(np.maximum(-w, np.float32(0.0)))
         self.samples_seen = 0
 
-    # ------------------------------------------------------------------ MVMs (forward / backward: PeripheryMVM)
+    # ------------------------------------------------------------------ MVMs (forward / backward: TileBase)
     def _mvm_weights(self) -> np.ndarray:
         return self._w_app
 
@@ -523,7 +523,7 @@ class OneSidedTile(PeripheryMVM):
             "g_minus": self.minus.get_state(),
             "samples_seen": int(self.samples_seen),
             "counters": dict(self._counters),
-            "rng": {k: [str(int(self._keys[k])), int(self._t[k])] for k in self._keys},
+            "rng": self._rng_state(),
         }
 
     def set_state(self, state: dict) -> None:
@@ -533,17 +533,7 @@ class OneSidedTile(PeripheryMVM):
         self.minus.set_state(state["g_minus"])
         self.samples_seen = int(state["samples_seen"])
         self._counters = {k: int(state["counters"].get(k, 0)) for k in PAIR_COUNTER_NAMES}
-        for k, (key, t) in state["rng"].items():
-            self._keys[k] = np.uint64(int(key))
-            self._t[k] = int(t)
-
-    @classmethod
-    def from_state(cls, state: dict, threads=None) -> "OneSidedTile":
-        cfg = state["config"]
-        cfg = Config.from_json(cfg) if isinstance(cfg, str) else cfg
-        tile = cls(int(state["shape"][0]), int(state["shape"][1]), cfg, seed=0, threads=threads)
-        tile.set_state(state)
-        return tile
+        self._set_rng_state(state["rng"])
 
     def __repr__(self) -> str:
         return f"OneSidedTile({self.out_size}, {self.in_size}, {self.config.device!r})"

@@ -62,13 +62,34 @@ COUNTER_NAMES = ("n_updates", "n_pulse_cycles", "n_slots", "n_pulses", "n_pulses
                  "n_forward", "n_backward", "mvm", "dac", "adc")
 
 
-class PeripheryMVM:
-    """``forward`` / ``backward`` through the periphery, shared by every tile kind.
+class TileBase:
+    """What every tile kind shares: ``forward`` / ``backward`` through the periphery, the state of its random
+    streams, and :meth:`from_state`.
 
     A tile provides ``config.forward`` / ``config.backward`` (IOParameters), ``in_size`` / ``out_size``, the
-    random streams ``_keys`` / ``_t`` ("forward", "backward"), :meth:`_mvm_weights` (the apparent weights an
-    MVM reads) and :meth:`_mvm_counters` (the dict the periphery counts MVMs, DAC and ADC conversions into).
+    random streams ``_keys`` / ``_t`` (with "forward" and "backward"), :meth:`_mvm_weights` (the apparent weights
+    an MVM reads), :meth:`_mvm_counters` (the dict the periphery counts MVMs, DAC and ADC conversions into) and
+    ``get_state`` / ``set_state``.
     """
+
+    def _rng_state(self) -> dict:
+        """``{stream: [key as a decimal string, position]}`` (JSON- and HDF5-safe; uint64 keys as strings)."""
+        return {k: [str(int(self._keys[k])), int(self._t[k])] for k in self._keys}
+
+    def _set_rng_state(self, rng: dict) -> None:
+        for k, (key, t) in rng.items():
+            self._keys[k] = np.uint64(int(key))
+            self._t[k] = int(t)
+
+    @classmethod
+    def from_state(cls, state: dict, threads=None):
+        """A tile of this kind rebuilt from :meth:`get_state` (continues bit-identically)."""
+        cfg = state["config"]
+        cfg = Config.from_json(cfg) if isinstance(cfg, str) else cfg
+        out_size, in_size = state["shape"]
+        tile = cls(int(out_size), int(in_size), cfg, seed=0, threads=threads)
+        tile.set_state(state)
+        return tile
 
     def _mvm_weights(self) -> np.ndarray:
         raise NotImplementedError  # abstract: each tile kind says what its MVMs read
@@ -107,7 +128,7 @@ class PeripheryMVM:
         return y
 
 
-class AnalogTile(PeripheryMVM):
+class AnalogTile(TileBase):
     """A ``out_size x in_size`` crossbar array of devices with its periphery.
 
     Parameters
@@ -236,7 +257,7 @@ class AnalogTile(PeripheryMVM):
         if self._w_app is not self._w:
             self._w_app[sel] = (self._w + self.devices.write_noise * rng.standard_normal(self.shape))[sel]
 
-    # ------------------------------------------------------------------ MVMs (forward / backward: PeripheryMVM)
+    # ------------------------------------------------------------------ MVMs (forward / backward: TileBase)
     def _mvm_weights(self) -> np.ndarray:
         return self._w_app
 
@@ -339,7 +360,7 @@ class AnalogTile(PeripheryMVM):
             "pulse_counts": self.pulse_counts.copy(),  # (out, in, 2)
             "stats": self._stats.copy(),
             "counters": dict(self.counters),
-            "rng": {k: [str(int(self._keys[k])), int(self._t[k])] for k in self._keys},
+            "rng": self._rng_state(),
         }
 
     def set_state(self, state: dict) -> None:
@@ -361,18 +382,7 @@ class AnalogTile(PeripheryMVM):
         self._cnt = np.moveaxis(np.asarray(state["pulse_counts"], np.int64), -1, 0).copy()
         self._stats = np.ascontiguousarray(state["stats"], np.int64).copy()
         self.counters = {k: int(state["counters"].get(k, 0)) for k in COUNTER_NAMES}
-        for k, (key, t) in state["rng"].items():
-            self._keys[k] = np.uint64(int(key))
-            self._t[k] = int(t)
-
-    @classmethod
-    def from_state(cls, state: dict, threads=None) -> "AnalogTile":
-        cfg = state["config"]
-        cfg = Config.from_json(cfg) if isinstance(cfg, str) else cfg
-        out_size, in_size = state["shape"]
-        tile = cls(int(out_size), int(in_size), cfg, seed=0, threads=threads)
-        tile.set_state(state)
-        return tile
+        self._set_rng_state(state["rng"])
 
     def __repr__(self) -> str:
         return f"AnalogTile({self.out_size}, {self.in_size}, device={self.config.device!r})"
