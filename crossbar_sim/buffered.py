@@ -40,7 +40,7 @@ import numpy as np
 
 from . import _validation as V
 from .compound import CompoundTileConfig, TikiTakaTile, TransferCompound
-from .errors import ConfigError, ShapeError
+from .errors import ConfigError
 from .params import UpdateParameters
 from .periphery import read_columns
 from .rng import make_seedseq
@@ -205,11 +205,7 @@ class BufferedTransferTile(TikiTakaTile):
 
     def update(self, x, d, lr: float) -> None:
         """Pulse the (chopped) gradient onto A with ``fast_lr``; transfer through H on schedule."""
-        X = V.as_batch(x, "x", self.in_size)
-        D = V.as_batch(d, "d", self.out_size)
-        if X.shape[0] != D.shape[0]:
-            raise ShapeError(f"'x' and 'd' must have the same batch size. Got {X.shape[0]} and {D.shape[0]}.")
-        lr = V.check_float(lr, "lr", "BufferedTransferTile.update", 0.0, None)
+        X, D, lr = self._update_args(x, d, lr)
         self._update(X, D, lr)
 
     def _update(self, X, D, lr: float) -> None:

@@ -217,11 +217,7 @@ class TikiTakaTile(TileBase):
     # ------------------------------------------------------------------ update
     def update(self, x, d, lr: float) -> None:
         """Pulse the gradient onto A (``fast_lr``), transferring columns to C on schedule."""
-        X = V.as_batch(x, "x", self.in_size)
-        D = V.as_batch(d, "d", self.out_size)
-        if X.shape[0] != D.shape[0]:
-            raise ShapeError(f"'x' and 'd' must have the same batch size. Got {X.shape[0]} and {D.shape[0]}.")
-        lr = V.check_float(lr, "lr", "TikiTakaTile.update", 0.0, None)
+        X, D, lr = self._update_args(x, d, lr)
         self._update(X, D, lr)
 
     def _update(self, X, D, lr: float) -> None:

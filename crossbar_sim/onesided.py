@@ -402,11 +402,7 @@ class OneSidedTile(TileBase):
         update : UpdateParameters, optional
             Use these instead of the tile's (e.g. a Tiki-Taka transfer onto this pair).
         """
-        X = V.as_batch(x, "x", self.in_size)
-        D = V.as_batch(d, "d", self.out_size)
-        if X.shape[0] != D.shape[0]:
-            raise ShapeError(f"'x' and 'd' must have the same batch size. Got {X.shape[0]} and {D.shape[0]}.")
-        lr = V.check_float(lr, "lr", "OneSidedTile.update", 0.0, None)
+        X, D, lr = self._update_args(x, d, lr)
         if granularity is not None:
             granularity = V.check_float(granularity, "granularity", "OneSidedTile.update", 0.0, None,
                                         closed_lo=False)

@@ -94,6 +94,15 @@ class TileBase:
     def _mvm_weights(self) -> np.ndarray:
         raise NotImplementedError  # abstract: each tile kind says what its MVMs read
 
+    def _update_args(self, x, d, lr):
+        """``(X, D, lr)`` of a public ``update`` call, checked: batches of the right sizes and equal length,
+        finite, ``lr >= 0`` (errors name the parameter)."""
+        X = V.as_batch(x, "x", self.in_size)
+        D = V.as_batch(d, "d", self.out_size)
+        if X.shape[0] != D.shape[0]:
+            raise ShapeError(f"'x' and 'd' must have the same batch size. Got {X.shape[0]} and {D.shape[0]}.")
+        return X, D, V.check_float(lr, "lr", f"{type(self).__name__}.update", 0.0, None)
+
     def _mvm_counters(self) -> dict:
         return self.counters
 
@@ -277,11 +286,7 @@ class AnalogTile(TileBase):
         update : UpdateParameters, optional
             Use these instead of the tile's (transfers of compound tiles).
         """
-        X = V.as_batch(x, "x", self.in_size)
-        D = V.as_batch(d, "d", self.out_size)
-        if X.shape[0] != D.shape[0]:
-            raise ShapeError(f"'x' and 'd' must have the same batch size. Got {X.shape[0]} and {D.shape[0]}.")
-        lr = V.check_float(lr, "lr", "AnalogTile.update", 0.0, None)
+        X, D, lr = self._update_args(x, d, lr)
         self._update(X, D, lr, granularity, update)
 
     def _update(self, X, D, lr: float, granularity=None, update=None, sign_mode: int = 0) -> None:
