@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-learn-out-scaling", dest="learn_out_scaling", action="store_false",
                    help="no learnable output scale (the paper has one per analog tile)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--trace-every", type=int, default=0,
+                   help="with --epochs: record every tile's out scale and mean |W| every K mini-batches of the "
+                        "first epoch (0: off)")
     return p
 
 
@@ -67,7 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--tau must be > 0, got {a.tau}")
     if a.samples < 1:
         p.error(f"--samples must be >= 1, got {a.samples}")
-    for name in ("warmup", "epochs", "n_test"):
+    for name in ("warmup", "epochs", "n_test", "trace_every"):
         if getattr(a, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(a, name)}")
     if a.threads < 1:
@@ -131,7 +134,7 @@ def load_data(path: str, model: str, n_train: int, n_test: int):
     return prep(raw["x_train"], raw["y_train"], n_train), prep(raw["x_test"], raw["y_test"], n_test)
 
 
-def run_epoch(net, opt, x, y, batch, gen):
+def run_epoch(net, opt, x, y, batch, gen, trace=None, trace_every=0):
     import torch
     from torch.nn.functional import nll_loss
 
@@ -139,6 +142,8 @@ def run_epoch(net, opt, x, y, batch, gen):
     perm = torch.randperm(x.shape[0], generator=gen)
     tot_loss, correct = 0.0, 0
     for s in range(0, x.shape[0], batch):
+        if trace is not None and trace_every and (s // batch) % trace_every == 0:
+            trace.append({"batch": s // batch, "tiles": tile_report(net, short=True)})
         idx = perm[s:s + batch]
         opt.zero_grad()
         out = net(x[idx])
@@ -165,14 +170,19 @@ def evaluate(net, x, y, batch=1000):
     return {"test_loss": tot / x.shape[0], "test_acc": correct / x.shape[0]}
 
 
-def tile_report(net) -> dict:
-    """{tile module name: {"out_scale": [...], "w_absmax": ..., "shape": [out, in]}} of every analog tile."""
+def tile_report(net, short=False) -> dict:
+    """{tile module name: {"out_scale": [...], "w_absmax": ..., "shape": [out, in]}} of every analog tile
+    (``short``: {name: [out scale or None, mean |W|]}). W is what the tile holds; aihwkit's default
+    ``get_weights()`` would return it times the learned out scale."""
     out = {}
     for name, mod in net.named_modules():
         if not hasattr(mod, "get_weights") or not hasattr(mod, "out_scaling_alpha") or hasattr(mod, "array"):
             continue
         alpha = mod.out_scaling_alpha
-        w, _ = mod.get_weights()
+        w, _ = mod.get_weights(apply_weight_scaling=False)  # the tile's own weights, without the out scale
+        if short:
+            out[name] = [None if alpha is None else float(alpha.detach().flatten()[0]), float(w.abs().mean())]
+            continue
         out[name] = {"out_scale": None if alpha is None else [float(v) for v in alpha.detach().flatten()],
                      "w_absmax": float(w.abs().max()), "w_absmean": float(w.abs().mean()), "shape": list(w.shape)}
     return out
@@ -200,9 +210,12 @@ def main(argv=None) -> int:
     history = []
     if args.epochs:
         history.append({"epoch": 0, **evaluate(net, xte, yte), "tiles": tile_report(net)})
+    trace = [] if (args.epochs and args.trace_every) else None
     t0, c0 = time.perf_counter(), time.process_time()
-    m = run_epoch(net, opt, xtr, ytr, batch, gen)
+    m = run_epoch(net, opt, xtr, ytr, batch, gen, trace, args.trace_every)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    if trace is not None:
+        res["trace"] = trace
     res.update(wall_s=wall, cpu_s=cpu, epoch_60k_s=wall * 60000.0 / xtr.shape[0],
                epoch_60k_cpu_s=cpu * 60000.0 / xtr.shape[0], **m)
     if args.epochs:
