@@ -127,6 +127,8 @@ def load_data(path: str, model: str, n_train: int, n_test: int):
         raw = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
 
     def prep(x, y, n):
+        if n == 0:
+            return None, None
         x = torch.from_numpy(x[:n].astype(np.float32) / np.float32(255.0))
         x = x.reshape(x.shape[0], -1) if model == "fcn" else x.reshape(x.shape[0], 1, 28, 28)
         return x.contiguous(), torch.from_numpy(y[:n].astype(np.int64))
