@@ -343,7 +343,8 @@ def test_pair_layers_in_a_network_are_dumped_per_device():
                         seed=0, data=data)
         m = tr.run_epoch()
         assert np.isfinite(m["train_loss"])
-        dump = tr.tile_dump()["layer0"]
+        assert set(tr.tile_dump()["layer0"]) == {f"tile{i}_0/{n}" for i in (0, 1) for n in names}  # 784 = 2 x 392
+        dump = tr.tile_dump()["layer2"]
         assert set(dump) == names
         assert all(v["counters"]["pulse_counts"][..., 1].sum() == 0 for v in dump.values())
         assert sum(v["counters"]["n_pulses"] for v in dump.values()) > 0

@@ -31,6 +31,10 @@ def add_parser(sub):
     p.add_argument("--batches", type=int, nargs="+", default=[1, 64], help="samples per update call")
     p.add_argument("--threads", type=int, nargs="+", default=[1], help="numba threads (one run per value)")
     p.add_argument("--repeat", type=int, default=7, help="repetitions per timing")
+    p.add_argument("--aihwkit-python", metavar="PATH", default=None,
+                   help="mnist: a python interpreter with IBM aihwkit (not a crossbar-sim dependency); right after "
+                        "each of our timed runs it runs crossbar_sim/nn/aihwkit_epoch.py on the same samples and "
+                        "the measured ratio is reported instead of the typed aihwkit constants")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     return p
 
@@ -47,13 +51,15 @@ def run(args) -> int:
             raise ConfigError(f"--batches must be positive. Got {b}.")
     if args.repeat < 1:
         raise ConfigError(f"--repeat must be >= 1. Got {args.repeat}.")
+    if args.aihwkit_python is not None and args.kind != "mnist":
+        raise ConfigError(f"--aihwkit-python applies to --kind mnist only (got --kind {args.kind}).")
     if args.kind == "mnist":
         from crossbar_sim.nn.bench import run_mnist_bench
 
         if args.samples is not None and args.samples < 1:
             raise ConfigError(f"--samples must be positive. Got {args.samples}.")
         rows = run_mnist_bench(tuple(args.models), tuple(args.algorithms), tuple(args.threads), args.samples,
-                               progress=print)
+                               progress=print, aihwkit_python=args.aihwkit_python)
         if args.json:
             with open(args.json, "w") as fh:
                 json.dump(rows, fh, indent=1)

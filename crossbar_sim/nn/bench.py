@@ -3,9 +3,14 @@
 The workload is the paper's (``experiments/mnist_paper.py``): SoftBoundsReference tau = 0.78 with aihwkit's default
 variations, full cycle-level stochastic pulse update (BL 31, UBLM + UM), full default periphery (forward with
 noise and bound management, backward), digital bias and output scale; FCN batch 10, CNN batch 8; Tiki-Taka
-with fast_lr 0.01 and one column transfer per mini-batch. Reference numbers, aihwkit 1.1.0 on this machine
-(one core, 60k samples): FCN analog SGD 13.5 s, Tiki-Taka 15.6 s; CNN (from 4000-sample runs) analog SGD ~140 s,
-Tiki-Taka ~118 s.
+with fast_lr 0.01 and one column transfer per mini-batch.
+
+aihwkit reference: with ``aihwkit_python`` (``crossbar-sim bench --kind mnist --aihwkit-python PATH``) every timed
+run is followed by the same run in aihwkit: ``crossbar_sim/nn/aihwkit_epoch.py`` (numpy, torch and aihwkit only) is
+started with that interpreter on the same sample count, model, algorithm and thread count, and the ratio of the two
+measured epoch times is reported. Without it, the ratio uses :data:`AIHWKIT_REF`, numbers typed in once (aihwkit
+1.1.0 on this machine, one core, 60k samples: FCN analog SGD 13.5 s, Tiki-Taka 15.6 s; CNN from 4000-sample runs
+analog SGD ~140 s, Tiki-Taka ~118 s), labelled as such in the output.
 
 :func:`time_epoch` times ``samples`` training samples (after a short warm-up that compiles the kernels) and
 extrapolates to 60k. :func:`profile_split` runs the same loop under cProfile and splits the time into forward
@@ -18,15 +23,104 @@ one-device tile (pure overhead, no work).
 from __future__ import annotations
 
 import cProfile
+import json
+import os
 import pstats
 import statistics
+import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError
+
+#: aihwkit 1.1.0 epoch times (s, 60k samples, one core) typed in from a one-off measurement: the fallback reference
 AIHWKIT_REF = {("fcn", "analog_sgd"): 13.5, ("fcn", "tiki_taka"): 15.6, ("cnn", "analog_sgd"): 140.0,
                ("cnn", "tiki_taka"): 118.0}
 TARGET = {("fcn", "tiki_taka"): 5.0, ("cnn", "tiki_taka"): 60.0}
+
+#: the standalone aihwkit script and the algorithms it runs
+AIHWKIT_SCRIPT = Path(__file__).with_name("aihwkit_epoch.py")
+AIHWKIT_ALGORITHMS = ("analog_sgd", "tiki_taka", "digital_sgd")
+_AIHWKIT_KEYS = ("tool", "model", "algorithm", "samples", "wall_s", "cpu_s", "epoch_60k_s")
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def check_aihwkit_python(python: str, runner=subprocess.run, timeout: float = 300.0) -> str:
+    """The aihwkit version importable by interpreter ``python``; a one-line :class:`ConfigError` otherwise."""
+    probe = "import aihwkit, torch; print('aihwkit', aihwkit.__version__)"
+    try:
+        cp = runner([str(python), "-c", probe], capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ConfigError(f"--aihwkit-python {python}: cannot run it ({type(exc).__name__}: {exc}).") from None
+    words = (cp.stdout or "").split()
+    if cp.returncode != 0 or len(words) < 2 or words[-2] != "aihwkit":
+        why = _last_line(cp.stderr) if cp.returncode != 0 else f"it printed {_last_line(cp.stdout)!r}"
+        raise ConfigError(f"--aihwkit-python {python} is not a python that imports aihwkit and torch: {why}")
+    return words[-1]
+
+
+def aihwkit_command(python, model, algorithm, samples, data_path, threads=1, seed=0, tau=0.78, warmup=200) -> list:
+    """The command line of one aihwkit reference run (see ``crossbar_sim/nn/aihwkit_epoch.py``)."""
+    if algorithm not in AIHWKIT_ALGORITHMS:
+        raise ConfigError(f"the aihwkit reference runs {', '.join(AIHWKIT_ALGORITHMS)}, not {algorithm!r}.")
+    return [str(python), str(AIHWKIT_SCRIPT), "--model", model, "--algorithm", algorithm, "--tau", repr(float(tau)),
+            "--samples", str(int(samples)), "--data", str(data_path), "--seed", str(int(seed)),
+            "--threads", str(int(threads)), "--warmup", str(int(warmup))]
+
+
+def parse_aihwkit_output(stdout: str) -> dict:
+    """The result of an aihwkit reference run: its last stdout line that is a JSON object of the script's keys."""
+    for line in reversed((stdout or "").splitlines()):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and obj.get("tool") == "aihwkit" and all(k in obj for k in _AIHWKIT_KEYS):
+            return obj
+    raise ConfigError(f"the aihwkit reference run printed no result line (last line: {_last_line(stdout)!r}).")
+
+
+def run_aihwkit_epoch(python, model, algorithm, samples, data_path, threads=1, runner=subprocess.run,
+                      timeout: float | None = None) -> dict:
+    """Run the aihwkit script with interpreter ``python`` and return its parsed result (one-line errors)."""
+    cmd = aihwkit_command(python, model, algorithm, samples, data_path, threads)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+               OPENBLAS_NUM_THREADS=str(threads))
+    try:
+        cp = runner(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ConfigError(f"--aihwkit-python {python}: cannot run it ({type(exc).__name__}: {exc}).") from None
+    if cp.returncode != 0:
+        raise ConfigError(f"the aihwkit reference run ({model} {algorithm}, {python}) failed with exit code "
+                          f"{cp.returncode}: {_last_line(cp.stderr)}")
+    return parse_aihwkit_output(cp.stdout)
+
+
+def attach_aihwkit(row: dict, measured: dict | None) -> dict:
+    """Set the aihwkit reference of a timing row: ``measured`` (a parsed aihwkit run) or the typed constant."""
+    if measured is not None:
+        ref, src = float(measured["epoch_60k_s"]), "measured"
+        row["aihwkit_version"] = measured.get("aihwkit_version")
+        row["aihwkit_samples"] = int(measured["samples"])
+        row["aihwkit_wall_s"] = float(measured["wall_s"])
+        row["aihwkit_cpu_s"] = float(measured["cpu_s"])
+        row["aihwkit_60k_cpu_s"] = float(measured["epoch_60k_cpu_s"]) if "epoch_60k_cpu_s" in measured else None
+    else:
+        ref = AIHWKIT_REF.get((row["model"], row["algorithm"]))
+        src = "typed" if ref is not None else None
+    row["aihwkit_60k_s"] = ref
+    row["aihwkit_source"] = src
+    row["speedup_vs_aihwkit"] = (ref / row["epoch_60k_s"]) if ref else None
+    return row
 
 
 def _trainer(model, algorithm, samples, seed=0, data=None):
@@ -53,11 +147,10 @@ def time_epoch(model, algorithm, samples, threads=1, data=None, warmup=200) -> d
         wall = time.perf_counter() - t0
         cpu = time.process_time() - c0
     per60k = wall * 60000.0 / samples
-    ref = AIHWKIT_REF.get((model, algorithm))
-    return {"kind": "mnist", "model": model, "algorithm": algorithm, "threads": threads, "samples": samples,
-            "wall_s": wall, "cpu_s": cpu, "epoch_60k_s": per60k, "epoch_60k_cpu_s": cpu * 60000.0 / samples,
-            "train_acc": m["train_acc"], "aihwkit_60k_s": ref, "speedup_vs_aihwkit": (ref / per60k) if ref else None,
-            "target_60k_s": TARGET.get((model, algorithm))}
+    row = {"kind": "mnist", "model": model, "algorithm": algorithm, "threads": threads, "samples": samples,
+           "wall_s": wall, "cpu_s": cpu, "epoch_60k_s": per60k, "epoch_60k_cpu_s": cpu * 60000.0 / samples,
+           "train_acc": m["train_acc"], "target_60k_s": TARGET.get((model, algorithm))}
+    return attach_aihwkit(row, None)
 
 
 _CATEGORIES = {
@@ -124,10 +217,18 @@ def call_overhead(repeat=20000) -> dict:
 
 
 def run_mnist_bench(models=("fcn", "cnn"), algorithms=("analog_sgd", "tiki_taka"), threads=(1,), samples=None,
-                    profile_samples=None, progress=print) -> list:
-    from crossbar_sim.datasets import load_dataset
+                    profile_samples=None, progress=print, aihwkit_python=None, aihwkit_runner=subprocess.run) -> list:
+    """Timing rows (and profile rows) of every model x algorithm x thread count.
+
+    With ``aihwkit_python`` every timing run is followed by the aihwkit reference run on the same samples (one
+    process at a time), and the row's ``aihwkit_60k_s`` / ``speedup_vs_aihwkit`` come from it
+    (``aihwkit_source`` "measured"); algorithms the aihwkit script does not run keep the typed fallback, if any.
+    """
+    from crossbar_sim.datasets import cache_file, load_dataset
 
     data = load_dataset("mnist")
+    if aihwkit_python is not None:
+        check_aihwkit_python(aihwkit_python, runner=aihwkit_runner)
     rows = []
     ov = call_overhead()
     ov["kind"] = "overhead"
@@ -138,6 +239,12 @@ def run_mnist_bench(models=("fcn", "cnn"), algorithms=("analog_sgd", "tiki_taka"
             n = (samples or {"fcn": 60000, "cnn": 4000}[model])
             for alg in algorithms:
                 r = time_epoch(model, alg, n, th, data=data)
+                if aihwkit_python is not None:
+                    measured = None
+                    if alg in AIHWKIT_ALGORITHMS:
+                        measured = run_aihwkit_epoch(aihwkit_python, model, alg, n, cache_file("mnist"), th,
+                                                     runner=aihwkit_runner)
+                    attach_aihwkit(r, measured)  # an algorithm the script does not run keeps the typed fallback
                 rows.append(r)
                 progress(format_row(r))
     for model in models:
@@ -161,7 +268,11 @@ def format_row(r) -> str:
         return (f"profile {r['model']} {r['algorithm']:10s} ({r['samples']} samples, {t:.1f} s under cProfile): "
                 + ", ".join(f"{n} {100 * v / t:.0f}%" for n, v in parts)
                 + f"  [kernels: update {100 * r['update_kernel_s'] / t:.0f}%, periphery {100 * r['periphery_kernels_s'] / t:.0f}%]")
-    ref = f"  aihwkit {r['aihwkit_60k_s']:.1f} s (x{r['speedup_vs_aihwkit']:.2f})" if r["aihwkit_60k_s"] else ""
+    ref = ""
+    if r.get("aihwkit_60k_s"):
+        label = (f"measured now, aihwkit {r.get('aihwkit_version')}, {r.get('aihwkit_samples')} samples"
+                 if r.get("aihwkit_source") == "measured" else "typed constant from a one-off run, not measured now")
+        ref = f"  aihwkit {r['aihwkit_60k_s']:.1f} s [{label}] speed-up x{r['speedup_vs_aihwkit']:.2f}"
     tgt = f"  target {r['target_60k_s']:.0f} s" if r["target_60k_s"] else ""
     return (f"mnist {r['model']} {r['algorithm']:10s} threads {r['threads']}: {r['samples']} samples in {r['wall_s']:.1f} s "
             f"(cpu {r['cpu_s']:.1f} s) -> 60k epoch {r['epoch_60k_s']:.1f} s{ref}{tgt}")

@@ -15,6 +15,13 @@ Around the tile, in digital (aihwkit ``MappingParameter`` / ``digital_bias``):
 * the bias: digital (default, ``digital_bias``) or an extra tile column driven by a constant input 1
   (``analog_bias=True``).
 
+A layer larger than aihwkit's ``max_input_size`` / ``max_output_size`` (``MappingParameter``, 512 by default) lives on a
+:class:`TileArray` (aihwkit ``TileModuleArray``): the inputs are cut into ``ceil(in / max_input_size)`` near-equal
+parts and the outputs likewise, each block on its own tile with its own periphery (noise and bound management,
+ADC, output noise) and pulse update, and its own learnable output scale; the blocks' scaled outputs are summed over
+the input parts in digital, and the bias is digital. aihwkit 0.9.0 and 1.1.0 do this for every analog layer, so
+the paper's FCN has its 784-input layer on two 256 x 392 tiles.
+
 Convolutions use im2col: each patch is one input vector of the tile, so a mini-batch of ``B`` images gives
 ``B * Ho * Wo`` rank-1 pulsed updates, applied one after the other (as the hardware does).
 
@@ -94,11 +101,90 @@ def analog_arrays(tile) -> dict:
     a one-sided pair contributes its two arrays as ``W/g_plus``, ``W/g_minus`` (``A/g_plus``, ...)."""
     if isinstance(tile, DigitalTile):
         return {}
+    if isinstance(tile, TileArray):
+        return {f"{tile.part_name(k)}/{name}": sub for k, (_, _, t) in enumerate(tile.parts)
+                for name, sub in analog_arrays(t).items()}
     top = {"A": tile.a, "C": tile.c} if hasattr(tile, "a") and hasattr(tile, "c") else {"W": tile}
     out = {}
     for name, t in top.items():
         out.update({f"{name}/{k}": sub for k, sub in t.tiles.items()} if isinstance(t, OneSidedTile) else {name: t})
     return out
+
+
+def split_sizes(size: int, max_size: int) -> list:
+    """aihwkit's ``TileModuleArray.get_split_sizes``: ``ceil(size / max_size)`` parts, sizes differing by at most 1,
+    the larger first (``max_size <= 0``: one part)."""
+    if max_size <= 0:
+        return [int(size)]
+    n = (int(size) + int(max_size) - 1) // int(max_size)
+    base, extra = divmod(int(size), n)
+    return [base + (i < extra) for i in range(n)]
+
+
+class TileArray:
+    """A logical weight matrix on a grid of tiles (aihwkit ``TileModuleArray``), block ``(i, j)`` holding inputs
+    ``in_slices[i]`` and outputs ``out_slices[j]``.
+
+    ``parts`` lists ``(in_slice, out_slice, tile)`` in aihwkit's order (input part major); the layer applies one
+    output scale per part and sums the parts' outputs over the input parts. The tile interface used by the training
+    loop and the store (``read_weights``, ``set_weights``, ``arrays``, ``counters``) is provided for the whole array.
+
+    Parameters
+    ----------
+    out_size, in_size : int
+    make_tile : callable (out_size, in_size, index) -> tile
+        Builds the tile of block ``index`` (0-based, input part major).
+    max_input_size, max_output_size : int
+        Largest block (aihwkit ``MappingParameter`` defaults: 512); <= 0: no split in that direction.
+    """
+
+    kind = "TileArray"
+
+    def __init__(self, out_size, in_size, make_tile, max_input_size=512, max_output_size=512):
+        self.out_size, self.in_size = int(out_size), int(in_size)
+        self.in_sizes = split_sizes(self.in_size, max_input_size)
+        self.out_sizes = split_sizes(self.out_size, max_output_size)
+        ins = np.cumsum([0] + self.in_sizes)
+        outs = np.cumsum([0] + self.out_sizes)
+        self.parts = []
+        for i in range(len(self.in_sizes)):
+            for j in range(len(self.out_sizes)):
+                t = make_tile(self.out_sizes[j], self.in_sizes[i], len(self.parts))
+                self.parts.append((slice(int(ins[i]), int(ins[i + 1])), slice(int(outs[j]), int(outs[j + 1])), t))
+
+    @property
+    def n_tiles(self) -> int:
+        return len(self.parts)
+
+    def part_name(self, k: int) -> str:
+        return f"tile{k // len(self.out_sizes)}_{k % len(self.out_sizes)}"
+
+    @property
+    def counters(self) -> dict:
+        tot = {}
+        for _, _, t in self.parts:
+            for key, v in t.counters.items():
+                if np.isscalar(v):
+                    tot[key] = tot.get(key, 0) + v
+        return tot
+
+    def read_weights(self) -> np.ndarray:
+        w = None
+        for si, so, t in self.parts:
+            wt = t.read_weights()
+            if w is None:
+                w = np.zeros((self.out_size, self.in_size), wt.dtype)
+            w[so, si] = wt
+        return w
+
+    def set_weights(self, w) -> None:
+        w = np.asarray(w)
+        for si, so, t in self.parts:
+            t.set_weights(np.ascontiguousarray(w[so, si]))
+
+    def arrays(self) -> dict:
+        return {f"{self.part_name(k)}/{name}": a for k, (_, _, t) in enumerate(self.parts)
+                for name, a in tile_arrays(t).items()}
 
 
 class Module:
@@ -136,6 +222,10 @@ class _TileLayer(Module):
         self.tile = tile
         self.in_features = int(in_features)
         self.out_features = int(out_features)
+        is_array = isinstance(tile, TileArray)
+        if is_array and analog_bias and bias:
+            raise ValueError("a TileArray layer has a digital bias (aihwkit TileModuleArray); analog_bias=True "
+                             "needs a single tile")
         self.analog_bias = bool(bias and analog_bias)
         self.digital_bias = bool(bias and not analog_bias)
         expected_in = self.in_features + (1 if self.analog_bias else 0)
@@ -149,17 +239,21 @@ class _TileLayer(Module):
             tile.set_weights(np.concatenate([w, b[:, None]], axis=1))
         else:
             tile.set_weights(w)
-        dt = getattr(tile, "w", np.zeros(0, np.float32)).dtype  # float64 only for DigitalTile(float64) checks
+        # (in_slice, out_slice, tile) of every tile; a single tile is the whole matrix
+        parts = tile.parts if is_array else [(slice(None), slice(None), tile)]
+        dt = getattr(parts[0][2], "w", np.zeros(0, np.float32)).dtype  # float64 only for DigitalTile(float64) checks
         self.bias = Param(b, dt) if self.digital_bias else None
-        self.alpha = Param(np.ones(1), dt) if out_scaling else None
+        self.alpha = Param(np.ones(len(parts)), dt) if out_scaling else None  # one output scale per tile
         self._cache = None
         self._pending = None
         # analog tiles: the unchecked internal path (inputs are produced here: float32, C-contiguous; a NaN
         # reaches the loss before any update and stops the run there)
-        fast = hasattr(tile, "_forward")
-        self._t_fwd = tile._forward if fast else tile.forward
-        self._t_bwd = tile._backward if fast else tile.backward
-        self._t_upd = tile._update if fast else tile.update
+        self._parts = []
+        for si, so, t in parts:
+            fast = hasattr(t, "_forward")
+            self._parts.append((si, so, t._forward if fast else t.forward, t._backward if fast else t.backward,
+                                t._update if fast else t.update))
+        self._whole = not is_array
 
     def params(self) -> dict:
         out = {}
@@ -175,40 +269,72 @@ class _TileLayer(Module):
     def weight(self) -> np.ndarray:
         """The effective weight matrix (without the bias column), times the output scale."""
         w = self.tile.read_weights()[:, : self.in_features]
-        return w * self.alpha.value[0] if self.alpha is not None else w
+        if self.alpha is None:
+            return w
+        if self._whole:
+            return w * self.alpha.value[0]
+        w = w.copy()
+        for k, (si, so, *_rest) in enumerate(self._parts):
+            w[so, si] *= self.alpha.value[k]
+        return w
 
     def _tile_forward(self, X):
         if self.analog_bias:
             X = np.concatenate([X, np.ones((X.shape[0], 1), X.dtype)], axis=1)
-        Y = self._t_fwd(np.ascontiguousarray(X))
-        out = Y * self.alpha.value[0] if self.alpha is not None else Y
+        if self._whole:
+            Y = self._parts[0][2](np.ascontiguousarray(X))
+            out = Y * self.alpha.value[0] if self.alpha is not None else Y
+            Ys = [Y]
+        else:  # every tile on its input part; scaled outputs summed over the input parts (aihwkit TileModuleArray)
+            Ys, out = [], None
+            for k, (si, so, fwd, _b, _u) in enumerate(self._parts):
+                Y = fwd(np.ascontiguousarray(X[:, si]))
+                Ys.append(Y)
+                if out is None:
+                    out = np.zeros((X.shape[0], self.out_features), Y.dtype)
+                out[:, so] += Y * self.alpha.value[k] if self.alpha is not None else Y
         if self.bias is not None:
             out = out + self.bias.value
         if self.training:
-            self._cache = (X, Y)
+            self._cache = (X, Ys)
         return out
 
     def _tile_backward(self, dY, need_dx):
-        X, Y = self._cache
+        X, Ys = self._cache
         if self.bias is not None:
             self.bias.grad = dY.sum(axis=0).astype(self.bias.value.dtype)
+        dtype = np.float64 if dY.dtype == np.float64 else np.float32
+        Ds = []
+        grads = []
+        for k, (_si, so, *_rest) in enumerate(self._parts):
+            dYk = dY if self._whole else dY[:, so]
+            if self.alpha is not None:
+                grads.append(np.sum(dYk * Ys[k]))
+                Ds.append(np.ascontiguousarray(dYk * self.alpha.value[k], dtype))
+            else:
+                Ds.append(np.ascontiguousarray(dYk, dtype))
         if self.alpha is not None:
-            self.alpha.grad = np.array([np.sum(dY * Y)], self.alpha.value.dtype)
-            D = dY * self.alpha.value[0]
-        else:
-            D = dY
-        D = np.ascontiguousarray(D, np.float64 if dY.dtype == np.float64 else np.float32)
-        self._pending = (X, D)
+            self.alpha.grad = np.array(grads, self.alpha.value.dtype)
+        self._pending = (X, Ds[0]) if self._whole else (X, Ds)  # (X, D) of a single tile, (X, [D_k]) of an array
         self._cache = None
         if not need_dx:
             return None
-        dX = self._t_bwd(D)
-        return dX[:, : self.in_features] if self.analog_bias else dX
+        if self._whole:
+            dX = self._parts[0][3](Ds[0])
+            return dX[:, : self.in_features] if self.analog_bias else dX
+        dX = np.zeros((dY.shape[0], self.in_features), dtype)
+        for k, (si, _so, _f, bwd, _u) in enumerate(self._parts):
+            dX[:, si] += bwd(Ds[k])
+        return dX
 
     def step(self, lr: float) -> None:
         if self._pending is not None:
             X, D = self._pending
-            self._t_upd(X, D, lr)
+            if self._whole:
+                self._parts[0][4](X, D, lr)
+            else:
+                for k, (si, _so, _f, _b, upd) in enumerate(self._parts):
+                    upd(np.ascontiguousarray(X[:, si]), D[k], lr)
             self._pending = None
         super().step(lr)
 

@@ -15,7 +15,8 @@ import numpy as np
 from ..buffered import BufferedTransfer, BufferedTransferTile, ChoppedTransfer, DynamicTransfer, with_transfer_params
 from ..compound import CompoundTileConfig, TikiTakaTile, TransferCompound
 from ..onesided import make_array
-from .layers import (ACTIVATIONS, AnalogConv2d, AnalogLinear, DigitalTile, Flatten, MaxPool2d, Sequential)
+from .layers import (ACTIVATIONS, AnalogConv2d, AnalogLinear, DigitalTile, Flatten, MaxPool2d, Sequential, TileArray,
+                     split_sizes)
 
 MODELS = ("fcn", "cnn")
 ALGORITHMS = ("digital_sgd", "analog_sgd", "tiki_taka", "ttv2", "chopped_ttv2", "agad")
@@ -53,6 +54,21 @@ def make_tile(cfg, out_size: int, in_size: int, seed, analog: bool = True):
                                 seed=seed)
 
 
+def make_layer_tile(cfg, out_size: int, in_size: int, seed, analog: bool = True):
+    """:func:`make_tile`, or a :class:`~crossbar_sim.nn.layers.TileArray` of such tiles when the analog layer is
+    larger than ``cfg.max_input_size`` / ``cfg.max_output_size`` (aihwkit's mapping; the blocks' seeds are spawned
+    from ``seed``)."""
+    digital = not analog or cfg.algorithm == "digital_sgd"
+    if digital or (len(split_sizes(in_size, cfg.max_input_size)) == 1
+                   and len(split_sizes(out_size, cfg.max_output_size)) == 1):
+        return make_tile(cfg, out_size, in_size, seed, analog)
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    n = len(split_sizes(in_size, cfg.max_input_size)) * len(split_sizes(out_size, cfg.max_output_size))
+    seeds = ss.spawn(n)
+    return TileArray(out_size, in_size, lambda o, i, k: make_tile(cfg, o, i, seeds[k], True),
+                     cfg.max_input_size, cfg.max_output_size)
+
+
 def build_model(cfg, seed) -> Sequential:
     """The network of ``cfg.model`` with its weight layers on tiles; initialisation and tile seeds from ``seed``."""
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
@@ -68,15 +84,18 @@ def build_model(cfg, seed) -> Sequential:
         is_analog = analog[k] and not digital_run
         # the output scale and the bias follow aihwkit's mapping on analog layers; digital layers are plain
         scaling = cfg.learn_out_scaling and is_analog
-        analog_bias = (not cfg.digital_bias) and is_analog
+        n_out, n_in = (spec[2], spec[1]) if spec[0] == "linear" else (spec[2], spec[1] * spec[3] * spec[3])
+        split = is_analog and (len(split_sizes(n_in, cfg.max_input_size)) > 1
+                               or len(split_sizes(n_out, cfg.max_output_size)) > 1)
+        analog_bias = (not cfg.digital_bias) and is_analog and not split  # a tile array's bias is digital (aihwkit)
         if spec[0] == "linear":
             _, n_in, n_out = spec
-            tile = make_tile(cfg, n_out, n_in + (1 if analog_bias else 0), tile_seeds[k], is_analog)
+            tile = make_layer_tile(cfg, n_out, n_in + (1 if analog_bias else 0), tile_seeds[k], is_analog)
             layers.append(AnalogLinear(n_in, n_out, tile, bias=True, analog_bias=analog_bias, out_scaling=scaling,
                                        rng=rng))
         else:
             _, c_in, c_out, ks = spec
-            tile = make_tile(cfg, c_out, c_in * ks * ks + (1 if analog_bias else 0), tile_seeds[k], is_analog)
+            tile = make_layer_tile(cfg, c_out, c_in * ks * ks + (1 if analog_bias else 0), tile_seeds[k], is_analog)
             layers.append(AnalogConv2d(c_in, c_out, ks, tile, bias=True, analog_bias=analog_bias,
                                        out_scaling=scaling, rng=rng))
         last = k == len(specs) - 1

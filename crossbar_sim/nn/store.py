@@ -154,8 +154,13 @@ def read_run(path, run_id: str | None = None) -> dict:
         out["snapshots"] = {}
         if "tiles" in g:
             for layer in g["tiles"]:
-                for arr in g["tiles"][layer]:
-                    sn = g["tiles"][layer][arr].get("snapshots")
-                    if sn is not None:
-                        out["snapshots"].setdefault(layer, {})[arr] = sorted(int(k) for k in sn)
+                found = {}
+
+                def visit(name, obj, found=found):  # arrays may nest: a tile array's "tile0_0/A"
+                    if isinstance(obj, h5py.Group) and name.endswith("/snapshots"):
+                        found[name[: -len("/snapshots")]] = sorted(int(k) for k in obj)
+
+                g["tiles"][layer].visititems(visit)
+                if found:
+                    out["snapshots"][layer] = found
         return out

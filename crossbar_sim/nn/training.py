@@ -24,7 +24,7 @@ from ..config import Config
 from ..errors import ConfigError, DivergenceError, NonFiniteError
 from ..params import IOParameters, UpdateParameters
 from . import functional as F
-from .layers import analog_arrays, tile_arrays
+from .layers import TileArray, analog_arrays, tile_arrays
 from .models import ALGORITHMS, MODELS, build_model, n_weight_layers
 from .schedules import SCHEDULES, lr_at
 
@@ -82,6 +82,10 @@ class NetConfig(Config):
         Further parameters of the TTv2 / c-TTv2 / AGAD compounds (e.g. ``{"in_chop_prob": 0.05}``).
     learn_out_scaling, digital_bias : bool
         aihwkit mapping options of analog layers (both on in the paper).
+    max_input_size, max_output_size : int
+        aihwkit ``MappingParameter`` tile sizes (default 512, aihwkit's): an analog layer with more inputs (outputs)
+        lives on a grid of near-equal tiles, each with its own periphery, pulse update and output scale, the bias
+        digital (the paper's FCN: its 784-input layer on two 392-input tiles); 0 turns the split off.
     n_train, n_test : int
         Use the first n images (0: all).
     snapshot_every : int
@@ -109,6 +113,8 @@ class NetConfig(Config):
     transfer_extra: dict = field(default_factory=dict)
     learn_out_scaling: bool = True
     digital_bias: bool = True
+    max_input_size: int = 512
+    max_output_size: int = 512
     n_train: int = 0
     n_test: int = 0
     eval_batch: int = 1000
@@ -131,6 +137,8 @@ class NetConfig(Config):
         check_float(self.lr_gamma, "lr_gamma", owner, 0.0, 1e6, closed_lo=False)
         check_bool(self.learn_out_scaling, "learn_out_scaling", owner)
         check_bool(self.digital_bias, "digital_bias", owner)
+        check_int(self.max_input_size, "max_input_size", owner, 0, 1 << 30)
+        check_int(self.max_output_size, "max_output_size", owner, 0, 1 << 30)
         check_int(self.n_train, "n_train", owner, 0, 60000)
         check_int(self.n_test, "n_test", owner, 0, 10000)
         check_int(self.eval_batch, "eval_batch", owner, 1, 1 << 20)
@@ -185,11 +193,11 @@ def prepare_data(cfg: NetConfig, data: dict | None = None) -> dict:
 def _counter_sum(model, key):
     tot = 0
     for layer in model.weight_layers().values():
-        t = layer.tile
-        for sub in analog_arrays(t).values():
-            tot += int(sub.counters.get(key, 0))
-        if hasattr(t, "a") and key in t.counters:
-            tot += int(t.counters[key])
+        for t in ([p[2] for p in layer.tile.parts] if isinstance(layer.tile, TileArray) else [layer.tile]):
+            for sub in analog_arrays(t).values():
+                tot += int(sub.counters.get(key, 0))
+            if hasattr(t, "a") and key in t.counters:
+                tot += int(t.counters[key])
     return tot
 
 
@@ -274,7 +282,7 @@ class NetTrainer:
         metrics = dict(metrics)
         metrics["pulses"] = float(_counter_sum(self.model, "n_pulses"))
         metrics["transfers"] = float(_counter_sum(self.model, "n_transfers"))
-        scales = [float(l.alpha.value[0]) if l.alpha is not None else np.nan
+        scales = [float(l.alpha.value.min()) if l.alpha is not None else np.nan  # smallest scale of each layer
                   for l in self.model.weight_layers().values()]
         have = [v for v in scales if not np.isnan(v)]
         metrics["out_scale_min"] = min(have) if have else np.nan
