@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -178,18 +179,58 @@ def bench_forward(size: int, batch: int, threads: int = 1, repeat: int = 9, seed
     }
 
 
+AIHWKIT_TILE_SCRIPT = Path(__file__).with_name("aihwkit_tile.py")
+_AIHWKIT_TILE_KEYS = ("tool", "size", "batch", "ns_per_device_sample", "forward_ms", "matmul_ms")
+
+
+def run_aihwkit_tile(python, size: int, batch: int, threads: int = 1, repeat: int = 5, runner=None) -> dict:
+    """aihwkit's update and forward timings on the reference workload (``crossbar_sim/aihwkit_tile.py`` run by
+    interpreter ``python``, which must have aihwkit); one-line errors."""
+    import subprocess
+
+    from .aihwkit_ref import run_script
+
+    cmd = [str(python), str(AIHWKIT_TILE_SCRIPT), "--size", str(int(size)), "--batch", str(int(batch)),
+           "--repeat", str(int(repeat)), "--threads", str(int(threads))]
+    return run_script(cmd, _AIHWKIT_TILE_KEYS, f"tile {size}x{size} batch {batch}", threads,
+                      runner or subprocess.run)
+
+
+def attach_aihwkit_tile(row: dict, ref: dict) -> dict:
+    """Add aihwkit's timing of the same shape (from :func:`run_aihwkit_tile`) to a result row, with the ratios."""
+    row["aihwkit_version"] = ref.get("aihwkit_version")
+    if row["kind"] == "update":
+        row["aihwkit_ns_per_device_sample"] = float(ref["ns_per_device_sample"])
+        row["speedup_vs_aihwkit"] = float(ref["ns_per_device_sample"]) / row["ns_per_device_sample"]
+    else:
+        row["aihwkit_forward_ms"] = float(ref["forward_ms"])
+        row["aihwkit_forward_vs_matmul"] = float(ref["forward_ms"]) / float(ref["matmul_ms"])
+        row["speedup_vs_aihwkit"] = float(ref["forward_ms"]) / row["periphery_ms"]
+    return row
+
+
 def run_benchmarks(sizes=(256, 512, 1024), batches=(1, 64), threads=(1,), kinds=("update", "forward"),
-                   repeat=7, progress=print) -> list[dict]:
+                   repeat=7, progress=print, aihwkit_python=None, aihwkit_runner=None) -> list[dict]:
+    """Every (threads, size, batch, kind) row; with ``aihwkit_python`` each shape is also timed in aihwkit right
+    after ours (same machine state, one process at a time) and the rows carry the measured ratios."""
+    if aihwkit_python is not None:
+        from .aihwkit_ref import check_aihwkit_python
+
+        check_aihwkit_python(aihwkit_python, **({"runner": aihwkit_runner} if aihwkit_runner else {}))
     out = []
     for th in threads:
         for size in sizes:
             for batch in batches:
+                rows = []
                 if "update" in kinds:
-                    r = bench_update(size, batch, th, repeat=repeat)
-                    out.append(r)
-                    progress(format_row(r))
+                    rows.append(bench_update(size, batch, th, repeat=repeat))
                 if "forward" in kinds:
-                    r = bench_forward(size, batch, th, repeat=max(repeat, 9))
+                    rows.append(bench_forward(size, batch, th, repeat=max(repeat, 9)))
+                if aihwkit_python is not None:
+                    ref = run_aihwkit_tile(aihwkit_python, size, batch, th, repeat=min(repeat, 5),
+                                           runner=aihwkit_runner)
+                    rows = [attach_aihwkit_tile(r, ref) for r in rows]
+                for r in rows:
                     out.append(r)
                     progress(format_row(r))
     return out
@@ -197,16 +238,25 @@ def run_benchmarks(sizes=(256, 512, 1024), batches=(1, 64), threads=(1,), kinds=
 
 def format_row(r: dict) -> str:
     if r["kind"] == "update":
-        return (f"update  {r['size']:5d}x{r['size']:<5d} batch {r['batch']:3d} threads {r['threads']}: "
+        line = (f"update  {r['size']:5d}x{r['size']:<5d} batch {r['batch']:3d} threads {r['threads']}: "
                 f"{r['ms_per_sample']:8.3f} ms/sample  {r['ns_per_device_sample']:6.2f} ns/device/sample "
                 f"(min {r['ns_per_device_sample_min']:.2f})  {r['pulses_per_device_sample']:.2f} pulses/device/sample  "
                 f"x{r['speedup_vs_numpy_twin']:.0f} vs NumPy twin  pulse-by-pulse {r['pulse_by_pulse_ns_per_device_sample']:.1f} ns "
                 f"(closed form x{r['closed_form_speedup']:.1f})")
-    return (f"forward {r['size']:5d}x{r['size']:<5d} batch {r['batch']:3d} threads {r['threads']}: "
+        if "aihwkit_ns_per_device_sample" in r:
+            line += (f"  | aihwkit {r['aihwkit_version']} {r['aihwkit_ns_per_device_sample']:.1f} ns "
+                     f"(x{r['speedup_vs_aihwkit']:.1f}, measured now)")
+        return line
+    line = (f"forward {r['size']:5d}x{r['size']:<5d} batch {r['batch']:3d} threads {r['threads']}: "
             f"x@W.T {r['gemm_ms']:.3f} ms  perfect {r['perfect_ms']:.3f} ms (x{r['perfect_vs_gemm']:.2f})  "
             f"default periphery {r['periphery_ms']:.3f} ms (x{r['periphery_vs_gemm']:.2f}, "
             f"{r['bm_repeated_rows']} rows repeated by BM) | backward d@W {r['gemm_bwd_ms']:.3f} ms  "
             f"default periphery {r['periphery_bwd_ms']:.3f} ms (x{r['periphery_bwd_vs_gemm']:.2f})")
+    if "aihwkit_forward_ms" in r:
+        line += (f"  | aihwkit {r['aihwkit_version']} forward {r['aihwkit_forward_ms']:.3f} ms "
+                 f"(x{r['aihwkit_forward_vs_matmul']:.2f} its matmul; ours x{r['speedup_vs_aihwkit']:.1f} faster, "
+                 f"measured now)")
+    return line
 
 
 def main(argv=None):  # pragma: no cover - thin wrapper

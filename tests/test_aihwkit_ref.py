@@ -36,8 +36,11 @@ def test_script_arguments_and_paper_defaults():
         AE.parse_args([])  # --data is required
 
 
-def test_script_imports_nothing_but_numpy_torch_aihwkit_and_the_stdlib():
-    tree = ast.parse(open(AE.__file__).read())
+@pytest.mark.parametrize("script", ["aihwkit_epoch", "aihwkit_tile"])
+def test_script_imports_nothing_but_numpy_torch_aihwkit_and_the_stdlib(script):
+    from crossbar_sim import bench as TB
+
+    tree = ast.parse(open(AE.__file__ if script == "aihwkit_epoch" else TB.AIHWKIT_TILE_SCRIPT).read())
     roots = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -145,9 +148,15 @@ def test_row_uses_the_measured_ratio_and_labels_the_typed_fallback():
     assert none["aihwkit_60k_s"] is None and "aihwkit" not in B.format_row(none)
 
 
-def test_cli_rejects_the_option_outside_mnist_and_a_bad_interpreter_before_training(tmp_path, capsys, monkeypatch):
-    assert cli_main(["bench", "--kind", "update", "--aihwkit-python", sys.executable]) == 2
-    assert "--kind mnist only" in capsys.readouterr().err
+def test_cli_rejects_a_bad_interpreter_before_any_timing(tmp_path, capsys, monkeypatch):
+    from crossbar_sim import bench as TB
+
+    timed = []
+    monkeypatch.setattr(TB, "bench_update", lambda *a, **k: timed.append(a))  # must not be reached
+    bad = str(tmp_path / "nopython")
+    assert cli_main(["bench", "--kind", "update", "--sizes", "8", "--aihwkit-python", bad]) == 2
+    err = capsys.readouterr().err
+    assert bad in err and len(err.strip().splitlines()) == 1 and not timed
 
     calls = []
     monkeypatch.setattr(B, "time_epoch", lambda *a, **k: calls.append(a))  # would train: must not be reached
@@ -190,3 +199,34 @@ def test_bench_runs_the_reference_after_each_of_our_runs(monkeypatch):
     timed = [r for r in rows if r.get("kind") == "mnist"]
     assert timed[0]["aihwkit_source"] == "measured" and timed[0]["speedup_vs_aihwkit"] == pytest.approx(2.0)
     assert timed[1]["aihwkit_60k_s"] is None  # ttv2: no aihwkit script run, no typed constant
+
+
+def test_tile_bench_times_aihwkit_after_each_shape_and_reports_the_ratio(monkeypatch):
+    """bench --kind update/forward with --aihwkit-python: ours, then crossbar_sim/aihwkit_tile.py on the same shape
+    (threads passed on), the measured ratios in the rows and lines; the script's command line is well formed."""
+    from crossbar_sim import bench as TB
+
+    order = []
+    monkeypatch.setattr(TB, "bench_update", lambda size, batch, th, repeat=7: order.append(("ours", size, batch)) or {
+        "kind": "update", "size": size, "batch": batch, "threads": th, "ms_per_sample": 1.0, "ms_per_sample_min": 1.0,
+        "ns_per_device_sample": 5.0, "ns_per_device_sample_min": 4.0, "pulses_per_device_sample": 5.0,
+        "pulse_by_pulse_ns_per_device_sample": 50.0, "closed_form_speedup": 10.0, "numpy_twin_ms_per_sample": 9.0,
+        "speedup_vs_numpy_twin": 60.0})
+
+    def runner(cmd, **kw):
+        if cmd[1] == "-c":
+            return subprocess.CompletedProcess(cmd, 0, "aihwkit 1.1.0\n", "")
+        assert cmd[1] == str(TB.AIHWKIT_TILE_SCRIPT) and kw["env"]["OMP_NUM_THREADS"] == "2"
+        args = dict(zip(cmd[2::2], cmd[3::2]))
+        order.append(("aihwkit", int(args["--size"]), int(args["--batch"])))
+        res = {"tool": "aihwkit", "aihwkit_version": "1.1.0", "size": int(args["--size"]),
+               "batch": int(args["--batch"]), "ns_per_device_sample": 80.0, "forward_ms": 1.0, "matmul_ms": 0.2}
+        return subprocess.CompletedProcess(cmd, 0, "warning\n" + json.dumps(res) + "\n", "")
+
+    rows = TB.run_benchmarks((16,), (1, 4), (2,), ("update",), 3, progress=lambda s: None,
+                             aihwkit_python="/py", aihwkit_runner=runner)
+    assert order == [("ours", 16, 1), ("aihwkit", 16, 1), ("ours", 16, 4), ("aihwkit", 16, 4)]
+    assert [r["speedup_vs_aihwkit"] for r in rows] == [pytest.approx(16.0)] * 2
+    assert "aihwkit 1.1.0 80.0 ns (x16.0, measured now)" in TB.format_row(rows[0])
+    cp = subprocess.run([sys.executable, str(TB.AIHWKIT_TILE_SCRIPT), "--help"], capture_output=True, text=True)
+    assert cp.returncode == 0 and "--batch" in cp.stdout  # argparse runs before any aihwkit import

@@ -23,16 +23,14 @@ one-device tile (pure overhead, no work).
 from __future__ import annotations
 
 import cProfile
-import json
-import os
 import pstats
-import statistics
 import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..aihwkit_ref import check_aihwkit_python, parse_result, run_script
 from ..errors import ConfigError
 
 #: aihwkit 1.1.0 epoch times (s, 60k samples, one core) typed in from a one-off measurement: the fallback reference
@@ -46,25 +44,6 @@ AIHWKIT_ALGORITHMS = ("analog_sgd", "tiki_taka", "digital_sgd")
 _AIHWKIT_KEYS = ("tool", "model", "algorithm", "samples", "wall_s", "cpu_s", "epoch_60k_s")
 
 
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
-    return lines[-1] if lines else "(no output)"
-
-
-def check_aihwkit_python(python: str, runner=subprocess.run, timeout: float = 300.0) -> str:
-    """The aihwkit version importable by interpreter ``python``; a one-line :class:`ConfigError` otherwise."""
-    probe = "import aihwkit, torch; print('aihwkit', aihwkit.__version__)"
-    try:
-        cp = runner([str(python), "-c", probe], capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ConfigError(f"--aihwkit-python {python}: cannot run it ({type(exc).__name__}: {exc}).") from None
-    words = (cp.stdout or "").split()
-    if cp.returncode != 0 or len(words) < 2 or words[-2] != "aihwkit":
-        why = _last_line(cp.stderr) if cp.returncode != 0 else f"it printed {_last_line(cp.stdout)!r}"
-        raise ConfigError(f"--aihwkit-python {python} is not a python that imports aihwkit and torch: {why}")
-    return words[-1]
-
-
 def aihwkit_command(python, model, algorithm, samples, data_path, threads=1, seed=0, tau=0.78, warmup=200) -> list:
     """The command line of one aihwkit reference run (see ``crossbar_sim/nn/aihwkit_epoch.py``)."""
     if algorithm not in AIHWKIT_ALGORITHMS:
@@ -76,33 +55,14 @@ def aihwkit_command(python, model, algorithm, samples, data_path, threads=1, see
 
 def parse_aihwkit_output(stdout: str) -> dict:
     """The result of an aihwkit reference run: its last stdout line that is a JSON object of the script's keys."""
-    for line in reversed((stdout or "").splitlines()):
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and obj.get("tool") == "aihwkit" and all(k in obj for k in _AIHWKIT_KEYS):
-            return obj
-    raise ConfigError(f"the aihwkit reference run printed no result line (last line: {_last_line(stdout)!r}).")
+    return parse_result(stdout, _AIHWKIT_KEYS)
 
 
 def run_aihwkit_epoch(python, model, algorithm, samples, data_path, threads=1, runner=subprocess.run,
                       timeout: float | None = None) -> dict:
     """Run the aihwkit script with interpreter ``python`` and return its parsed result (one-line errors)."""
     cmd = aihwkit_command(python, model, algorithm, samples, data_path, threads)
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-               OPENBLAS_NUM_THREADS=str(threads))
-    try:
-        cp = runner(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ConfigError(f"--aihwkit-python {python}: cannot run it ({type(exc).__name__}: {exc}).") from None
-    if cp.returncode != 0:
-        raise ConfigError(f"the aihwkit reference run ({model} {algorithm}, {python}) failed with exit code "
-                          f"{cp.returncode}: {_last_line(cp.stderr)}")
-    return parse_aihwkit_output(cp.stdout)
+    return run_script(cmd, _AIHWKIT_KEYS, f"{model} {algorithm}", threads, runner, timeout)
 
 
 def attach_aihwkit(row: dict, measured: dict | None) -> dict:
