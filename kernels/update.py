@@ -90,7 +90,7 @@ PATH_AUTO, PATH_DENSE, PATH_COMPACT, PATH_SCALAR = 0, 1, 2, 3
 #: the dense vectorised row runs when at least 1/DENSE_MIN_FRACTION of the input lines fire
 DENSE_MIN_FRACTION = 4
 #: devices gathered per batch of the compacted path
-COMPACT_CHUNK = 2048
+COMPACT_CHUNK = 512
 _CF_MAX_RSQRTN = 0.01  # closed form for multiplicative noise only when |r| sqrt(n) <= this
 _ENVELOPE = 8.0  # standard deviations kept away from the bounds by the closed form
 
@@ -177,11 +177,14 @@ def _make_bits(v, scale, bl, key, line0, bits, sign, thr):
     Returns the number of lines that fire at least once.
     """
     n = v.shape[0]
+    nz = 0
     for k in range(n):
-        thr[k] = abs(float64(v[k])) * scale * 4294967296.0
+        t = abs(float64(v[k])) * scale * 4294967296.0
+        thr[k] = t
+        nz += t > 0.0
     nw = bits.shape[1]
-    if nw == 1:
-        # one word per line: slot-pair passes over all lines, branch-free (vectorises)
+    if nw == 1 and nz * 4 >= n:
+        # one word per line, most lines active: slot-pair passes over all lines, branch-free (vectorises)
         for k in range(n):
             bits[k, 0] = uint64(0)
         for s in range(0, bl, 2):
@@ -193,6 +196,7 @@ def _make_bits(v, scale, bl, key, line0, bits, sign, thr):
                 b1 = uint64(two & (float64(word >> uint64(32)) < thr[k]))
                 bits[k, 0] |= (b0 | (b1 << uint64(1))) << sh
     else:
+        # long trains or few active lines (sparse pixels, one-column transfers): line by line, active lines only
         for k in range(n):
             for wd in range(nw):
                 bits[k, wd] = uint64(0)
