@@ -25,7 +25,7 @@ from .onesided import make_array
 from .params import IOParameters, UpdateParameters
 from .periphery import read_columns
 from .rng import key_from_seedseq, make_seedseq
-from .tile import TileBase, check_state, zig_tables
+from .tile import TileBase, check_state
 
 
 def _default_unit_device():
@@ -248,7 +248,7 @@ class TikiTakaTile(TileBase):
         E[np.arange(n), cols] = 1.0
         # bit for bit analog_mvm(A, E) (transfer_io has bound management off), without the one-hot GEMM
         Y = read_columns(self.a._w_app, cols, self.transfer_io, self._keys["transfer"], self._t["transfer"],
-                         zig_tables(), counters=self.counters, allow_bm=False)
+                         counters=self.counters, allow_bm=False, E=E)
         self._t["transfer"] += 1
         lr_t = tc.transfer_lr * lr if tc.scale_transfer_lr else tc.transfer_lr
         self.c._update(E, -Y, lr_t)

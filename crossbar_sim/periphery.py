@@ -168,44 +168,30 @@ def analog_mvm(W, X, io: IOParameters, key, call: int, zig=None, transposed=Fals
     return Y
 
 
-def read_columns(W, cols, io: IOParameters, key, call: int, zig=None, counters=None, allow_bm=True):
+def read_columns(W, cols, io: IOParameters, key, call: int, zig=None, counters=None, allow_bm=True, E=None):
     """``analog_mvm(W, E, io, key, call, allow_bm=allow_bm)`` for the one-hot inputs ``E[k] = e_{cols[k]}``
     (transfer reads), bit for bit (up to the sign of an exact zero).
 
     The DAC output of a one-hot row is zero except at its column, so the array product reduces to one scaled
     column of ``W`` per row (the zeros add exactly nothing) instead of a full ``(n, in) @ (in, out)`` GEMM; noise
     management, DAC, output noise, ADC, bound management and the random streams are those of :func:`analog_mvm`
-    (the same two kernels on the same keys). Falls back to :func:`analog_mvm` with input noise (which makes every
-    input line non-zero) or a perfect read. ``zig`` is ignored (kept for call compatibility).
+    (the same kernels on the same keys, in one compiled call: :func:`kernels.mvm.mvm_columns`). Falls back to
+    :func:`analog_mvm` with input noise (which makes every input line non-zero) or a perfect read. ``E``: the
+    one-hot rows if the caller has them already (float32, C-contiguous). ``zig`` is ignored (kept for call
+    compatibility).
     """
     cols = np.asarray(cols, np.int64)
     n, in_size = cols.size, W.shape[1]
-    E = np.zeros((n, in_size), np.float32)
-    E[np.arange(n), cols] = 1.0
+    if E is None:
+        E = np.zeros((n, in_size), np.float32)
+        E[np.arange(n), cols] = 1.0
     if io.is_perfect or io.inp_noise > 0.0:
         return analog_mvm(W, E, io, key, call, None, False, allow_bm, counters)
-    n_out = W.shape[0]
     P, F = io_plan(io, allow_bm)
-    key = np.uint64(key)
-    iw = np.zeros((3, n), np.int64)
-    fw = np.zeros((2, n), np.float64)
-    Xq = np.zeros((n, in_size), np.float32)
-    KM.mvm_prepare(E, iw, fw, Xq, P, F, False, key, call, 0, n)  # E is finite
-    Y = np.empty((n, n_out), np.float32)
-    for t in range(n):
-        c = cols[t]
-        Y[t] = Xq[t, c] * W[:, c]
-    nr = KM.mvm_finish(Y, Y, iw, fw, P, F, key, call, 0, n)
-    passes = n
-    p = 0
-    Ys = np.empty((n, n_out), np.float32)
-    while nr:  # bound management: the rows listed first in iw are repeated with halved inputs
-        p += 1
-        KM.mvm_prepare(E, iw, fw, Xq, P, F, False, key, call, p, nr)
-        for t in range(nr):
-            c = cols[iw[KM.IW_ROWS, t]]
-            Ys[t] = Xq[t, c] * W[:, c]
-        passes += nr
-        nr = KM.mvm_finish(Ys, Y, iw, fw, P, F, key, call, p, nr)
-    _count(counters, passes, in_size, n_out)
+    if type(key) is not np.uint64:
+        key = np.uint64(key)
+    iw, fw, Xq = _scratch(n, in_size)
+    Y = np.empty((n, W.shape[0]), np.float32)
+    passes = KM.mvm_columns(W, E, cols, Y, iw, fw, Xq, P, F, key, call)
+    _count(counters, passes, in_size, W.shape[0])
     return Y

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import float32, float64, int32, int64, njit, uint64
+from numba import float32, float64, int32, njit, uint64
 from numba.core import types
 from numba.extending import intrinsic
 
@@ -239,7 +239,6 @@ def mvm_prepare(X, iw, fw, Xq, P, F, backward, key, call, p, nr):
     (output factor and ``||Xq||_2`` per listed row), ``Xq`` (batch, n) float32: row ``t < nr`` receives
     the DAC output of row ``iw[IW_ROWS, t]``. Returns 1 if ``X`` holds inf or NaN (else 0).
     """
-    n = X.shape[1]
     if p == 0:
         for b in range(X.shape[0]):
             iw[IW_ROWS, b] = b
@@ -304,6 +303,36 @@ def mvm_fused(W, X, Y, iw, fw, Xq, P, F, backward, key, call):
         p += 1
         mvm_prepare(X, iw, fw, Xq, P, F, backward, key, call, p, nr)
         Ys = np.dot(Xq[:nr], W) if backward else np.dot(Xq[:nr], W.T)
+        passes += nr
+        nr = mvm_finish(Ys, Y, iw, fw, P, F, key, call, p, nr)
+    return passes
+
+
+@njit(cache=True, error_model="numpy")
+def mvm_columns(W, E, cols, Y, iw, fw, Xq, P, F, key, call):
+    """:func:`mvm_fused` (forward) for one-hot inputs ``E[t] = e_{cols[t]}`` (transfer reads): the array product of
+    a one-hot row is one scaled column of ``W`` (the zeros add exactly nothing), so no GEMM. Same kernels, keys
+    and results as the general path. Returns the number of array reads."""
+    n = cols.shape[0]
+    m = W.shape[0]
+    mvm_prepare(E, iw, fw, Xq, P, F, False, key, call, 0, n)  # one-hot rows are finite
+    for t in range(n):
+        c = cols[t]
+        xc = Xq[t, c]
+        for i in range(m):
+            Y[t, i] = xc * W[i, c]
+    nr = mvm_finish(Y, Y, iw, fw, P, F, key, call, 0, n)
+    passes = n
+    p = 0
+    Ys = np.empty_like(Y) if nr else Y[:0]
+    while nr:  # bound management: the rows listed first in iw, with halved inputs
+        p += 1
+        mvm_prepare(E, iw, fw, Xq, P, F, False, key, call, p, nr)
+        for t in range(nr):
+            c = cols[iw[IW_ROWS, t]]
+            xc = Xq[t, c]
+            for i in range(m):
+                Ys[t, i] = xc * W[i, c]
         passes += nr
         nr = mvm_finish(Ys, Y, iw, fw, P, F, key, call, p, nr)
     return passes
