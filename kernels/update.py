@@ -72,9 +72,10 @@ PULSE_NONE = 4
 PULSE_NONE_WITH_DEVICE = 5
 
 # rows of the per-device parameter array dp (float32, shape (out, in, N_DP): the parameters of one device are
-# contiguous, so the update streams one 48-byte record per device instead of 11 planes that alias in cache)
+# contiguous, as the device-by-device paths read them; the vectorised rows read the row-planar copy of rows
+# SU .. HI, see ``row_planar``)
 SU, SD, LU, LD, REF, LO, HI = 0, 1, 2, 3, 4, 5, 6
-# derived rows of the linear family, precomputed at construction (see ``linear_derived``): fixed points
+# derived rows of the linear family, informational (per-device HDF5 dumps; see ``linear_derived``): fixed points
 # ``w* = -s/l`` of an up / down pulse and the relative noise ``r = |l| sigma / (1 + l)`` of one pulse
 WSU, WSD, RU, RD = 7, 8, 9, 10
 N_DP = 12  # padded to 48 bytes per device; row 11 unused
