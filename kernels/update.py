@@ -854,7 +854,7 @@ def _update_samples(w, w_app, dp, dpr, cnt, X, D, lr, g, desired_bl, ublm, um, u
         rp = PATH_SCALAR
         if vec:
             rp = PATH_COMPACT
-            if path == PATH_DENSE or (path == PATH_AUTO and nw == 1 and nact * DENSE_MIN_FRACTION >= in_size):
+            if nw == 1 and (path == PATH_DENSE or (path == PATH_AUTO and nact * DENSE_MIN_FRACTION >= in_size)):
                 rp = PATH_DENSE
         for b in prange(nblocks):
             r0 = b * bs
@@ -896,8 +896,8 @@ def pulsed_update(w, w_app, dp, dpr, cnt, X, D, lr, g, desired_bl, ublm, um, um_
 
     ``path`` (PATH_AUTO in use; the others for tests and benchmarks, all give the same bits): the linear
     family with the closed form runs vectorised, over every column of a row (PATH_DENSE, for trains of one
-    64-bit word and at least 1/DENSE_MIN_FRACTION of the columns firing) or over the compacted devices that
-    receive pulses (PATH_COMPACT); PATH_SCALAR and the other models go device by device.
+    64-bit word and at least 1/DENSE_MIN_FRACTION of the columns firing; forced, it still needs one word) or over
+    the compacted devices that receive pulses (PATH_COMPACT); PATH_SCALAR and the other models go device by device.
 
     Callers with one thread use :func:`pulsed_update_serial` (the same code without the parallel
     launch, which costs ~10 us per call: it dominates small tiles and one-column transfers).
