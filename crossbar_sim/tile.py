@@ -94,15 +94,6 @@ class TileBase:
     def _mvm_weights(self) -> np.ndarray:
         raise NotImplementedError  # abstract: each tile kind says what its MVMs read
 
-    def _update_args(self, x, d, lr):
-        """``(X, D, lr)`` of a public ``update`` call, checked: batches of the right sizes and equal length,
-        finite, ``lr >= 0`` (errors name the parameter)."""
-        X = V.as_batch(x, "x", self.in_size)
-        D = V.as_batch(d, "d", self.out_size)
-        if X.shape[0] != D.shape[0]:
-            raise ShapeError(f"'x' and 'd' must have the same batch size. Got {X.shape[0]} and {D.shape[0]}.")
-        return X, D, V.check_float(lr, "lr", f"{type(self).__name__}.update", 0.0, None)
-
     def _mvm_counters(self) -> dict:
         return self.counters
 
@@ -135,6 +126,15 @@ class TileBase:
         self._t[stream] += 1
         counters["n_" + stream] += X.shape[0]
         return y
+
+    def _update_args(self, x, d, lr):
+        """``(X, D, lr)`` of a public ``update`` call, checked: batches of the right sizes and equal length,
+        finite, ``lr >= 0`` (errors name the parameter)."""
+        X = V.as_batch(x, "x", self.in_size)
+        D = V.as_batch(d, "d", self.out_size)
+        if X.shape[0] != D.shape[0]:
+            raise ShapeError(f"'x' and 'd' must have the same batch size. Got {X.shape[0]} and {D.shape[0]}.")
+        return X, D, V.check_float(lr, "lr", f"{type(self).__name__}.update", 0.0, None)
 
 
 class AnalogTile(TileBase):
