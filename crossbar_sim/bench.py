@@ -145,9 +145,9 @@ def bench_forward(size: int, batch: int, threads: int = 1, repeat: int = 9, seed
     The default periphery is aihwkit's: noise management (abs-max), iterative bound management, 7-bit DAC,
     output noise 0.06, 9-bit ADC. Baselines: ``x @ W.T`` (forward) and ``d @ W`` (backward) of the same
     shapes and the same weight array, with BLAS limited to one thread (threadpoolctl) like the kernels.
-    All timings are interleaved in the same loop (each call timed right after an untimed call of the same
-    function, so every contender finds its weights in cache as in a steady training loop) and reported as
-    medians.
+    All timings are interleaved in the same loop (each timing right after an untimed call of the same function,
+    so every contender finds its weights in cache as in a steady training loop); a timing covers as many calls
+    as make ~2 ms of the plain product (one 15 us call is too short on this host); medians are reported.
     """
     set_num_threads(threads)
     rng = np.random.default_rng(seed)
@@ -174,11 +174,17 @@ def bench_forward(size: int, batch: int, threads: int = 1, repeat: int = 9, seed
         c0 = dict(tile_d.counters)
         tile_d.forward(X)
         bm_rows = tile_d.counters["mvm"] - c0["mvm"] - (1 if X.ndim == 1 else X.shape[0])
+        # calls per timing: at least ~2 ms of the plain product, so that one timing is not one 15 us call
+        t_one = _timeit(fns["gemm"], 5)[1]
+        calls = max(1, int(2e-3 / max(t_one, 1e-7)))
         ts = {k: [] for k in fns}
         for _ in range(repeat):
             for k, f in fns.items():
                 f()  # same cache state for every contender: its weights were just read
-                ts[k].append(_timeit(f, 1)[0])
+                t0 = time.perf_counter()
+                for _ in range(calls):
+                    f()
+                ts[k].append((time.perf_counter() - t0) / calls)
     med = {k: statistics.median(v) for k, v in ts.items()}
     return {
         "kind": "forward", "size": size, "batch": batch, "threads": threads,
