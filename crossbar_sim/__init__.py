@@ -14,9 +14,9 @@ __version__ = "0.1.0"
 
 from .errors import (ConfigError, DivergenceError, FormatError, NonFiniteError, ShapeError,  # noqa: F401
                      SimulatorError)
-from .params import IOParameters, TileConfig, UpdateParameters  # noqa: F401
-from .tile import AnalogTile  # noqa: F401
-from .onesided import OneSidedTile, OneSidedTileConfig, OneSidedUnitCell  # noqa: F401
-from .compound import CompoundTileConfig, TikiTakaTile, TransferCompound, TransferParams  # noqa: F401
-from .tasks import LeastSquares, LeastSquaresTask  # noqa: F401
-from .training import RunResult, TrainConfig, Trainer, train  # noqa: F401
+from .tiles.params import IOParameters, TileConfig, UpdateParameters  # noqa: F401
+from .tiles.analog import AnalogTile  # noqa: F401
+from .tiles.onesided import OneSidedTile, OneSidedTileConfig, OneSidedUnitCell  # noqa: F401
+from .tiles.tiki_taka import CompoundTileConfig, TikiTakaTile, TransferCompound, TransferParams  # noqa: F401
+from .least_squares.task import LeastSquares, LeastSquaresTask  # noqa: F401
+from .least_squares.training import RunResult, TrainConfig, Trainer, train  # noqa: F401

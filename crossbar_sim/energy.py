@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from . import _validation as V
+from . import validation as V
 from .config import Config
 
 CATEGORIES = ("device_pulses", "pulse_drivers", "array_read", "dac", "adc", "optimizer_compute",

@@ -19,7 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 from crossbar_sim.config import Config
-from crossbar_sim._validation import check_bool, check_float
+from crossbar_sim.validation import check_bool, check_float
 from crossbar_sim.errors import ConfigError
 from crossbar_sim.kernels import update as K
 

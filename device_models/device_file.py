@@ -54,7 +54,7 @@ def load_device_file(path: str) -> PulsedDevice:
         doc = doc.get("device")
     if not isinstance(doc, dict) or "type" not in doc:
         raise FormatError(f"{path!r} holds no device config (a JSON object with a 'type').")
-    from crossbar_sim.onesided import is_array_device
+    from crossbar_sim.tiles.onesided import is_array_device
 
     dev = Config.from_dict(doc)
     if not is_array_device(dev):

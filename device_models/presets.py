@@ -19,7 +19,7 @@ What our models do not carry, and how each preset handles it:
   do not model corrupt devices.
 * PCM (Nandakumar et al. 2020): the measured device only potentiates gradually (SET); aihwkit uses it only
   as a plus-minus pair with periodic refresh. ``PCM`` is that pair (aihwkit ``PCMPresetUnitCell``: a
-  :class:`~crossbar_sim.onesided.OneSidedUnitCell` of the fitted unit device, refresh after every mini-batch,
+  :class:`~crossbar_sim.tiles.onesided.OneSidedUnitCell` of the fitted unit device, refresh after every mini-batch,
   refresh reads with aihwkit's preset periphery, ``out_bound`` 20 and ``out_noise`` 0.1). ``PCMUnit`` is the
   fitted unit device alone (aihwkit ``PCMPresetDevice``), kept because it is the pair's device and to reproduce
   the single-device approximation earlier versions called ``PCM``: used directly, its depression is the
@@ -120,8 +120,8 @@ def _pcm():
     fitted to Nandakumar et al. 2020; refresh checked after every mini-batch, read through aihwkit's preset
     periphery ``PresetIOParameters``: out_bound 20, out_noise 0.1; re-written with BL 31 and update
     management)."""
-    from crossbar_sim.onesided import OneSidedUnitCell
-    from crossbar_sim.params import IOParameters, UpdateParameters
+    from crossbar_sim.tiles.onesided import OneSidedUnitCell
+    from crossbar_sim.tiles.params import IOParameters, UpdateParameters
 
     return OneSidedUnitCell(unit_device=_pcm_unit(), refresh_every=1, units_in_mbatch=True,
                             refresh_forward=IOParameters(out_bound=20.0, out_noise=0.1),
@@ -182,7 +182,7 @@ def preset_name(name: str) -> str | None:
 
 def list_presets() -> dict:
     """``name -> (device config, source string)`` of every preset (fresh config objects; ``PCM`` is a
-    :class:`~crossbar_sim.onesided.OneSidedUnitCell`, the others are device models)."""
+    :class:`~crossbar_sim.tiles.onesided.OneSidedUnitCell`, the others are device models)."""
     return {name: (factory(), source) for name, (factory, source) in PRESETS.items()}
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crossbar_sim._validation import check_bool
+from crossbar_sim.validation import check_bool
 from crossbar_sim.kernels import update as K
 
 from .base import PulsedDevice, linear_slopes

@@ -23,7 +23,7 @@ algorithm and learning rate (mean over seeds, error bars: standard deviation ove
 shape ``4 sigma^2 S`` overlaid for analog SGD, scaled by one constant fitted to the analog SGD floors (the
 theorem gives an upper bound, not the constant).
 """
-from crossbar_sim.sweep import Experiment
+from crossbar_sim.engine.spec import Experiment
 
 TAUS = [0.6, 0.75, 1.0, 1.5, 2.0, 3.0]
 

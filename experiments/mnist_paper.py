@@ -21,7 +21,7 @@ What the paper reports (test accuracy %, 80 epochs): FCN tau=0.78: analog SGD 97
 as tau shrinks, while Tiki-Taka converges.
 
 FCN analog SGD at tau 0.78 (issue 8): for about 30 epochs it sits at chance (11.35 %: the share of the digit 1), in
-aihwkit 0.9.0 and 1.1.0 on CPU with the paper's own rpu_config (``crossbar_sim/nn/aihwkit_epoch.py``, epochs 1-3:
+aihwkit 0.9.0 and 1.1.0 on CPU with the paper's own rpu_config (``crossbar_sim/bench/aihwkit_epoch.py``, epochs 1-3:
 9.8 / 11.35 / 11.35 %) as in ours (10.3 / 11.35 / 11.35 %): the last layer's learnable out scale falls from 1 to
 ~0.02 within the first ~600 mini-batches, batch by batch alike in both simulators, while the asymmetric device
 pulls that layer's weights towards 0. Then it escapes: in our 80-epoch run at epoch 33 (81 %, then 91 %, 93 %, and
@@ -60,7 +60,7 @@ ALGORITHMS = ("analog_sgd", "tiki_taka", "digital_sgd")
 
 def paper_config(model: str, algorithm: str, tau: float, epochs: int = 80, **overrides):
     """The run config of one cell of the paper's table (``NetConfig``)."""
-    from crossbar_sim.compound import TransferParams
+    from crossbar_sim.tiles.tiki_taka import TransferParams
     from crossbar_sim.nn import NetConfig
 
     kw = dict(

@@ -18,13 +18,13 @@ import argparse
 import sys
 
 from crossbar_sim.device_models import list_presets
-from crossbar_sim.tasks import LeastSquaresTask
-from crossbar_sim.training import TrainConfig, train
+from crossbar_sim.least_squares.task import LeastSquaresTask
+from crossbar_sim.least_squares.training import TrainConfig, train
 
 NAME = "presets_least_squares"
 ALGORITHMS = ("analog_sgd", "tiki_taka")
 
-#: sweep spec for ``crossbar-sim sweep presets_least_squares`` (see :mod:`crossbar_sim.sweep`): every preset x
+#: sweep spec for ``crossbar-sim sweep presets_least_squares`` (see :mod:`crossbar_sim.engine.spec`): every preset x
 #: {analog SGD, Tiki-Taka} on the default least-squares task, a small learning-rate grid each, 3000 steps
 EXPERIMENT = {
     "name": NAME,

@@ -1,7 +1,7 @@
 """Matrix-vector multiply with periphery (SPEC section 2), batch-aware, float32 as aihwkit.
 
 Two kernels around one BLAS product run the whole pipeline of a forward or backward pass on a batch
-(:func:`crossbar_sim.periphery.analog_mvm` drives them): :func:`mvm_prepare` (step 1), the GEMM (step 2,
+(:func:`crossbar_sim.tiles.periphery.analog_mvm` drives them): :func:`mvm_prepare` (step 1), the GEMM (step 2,
 done by the caller with NumPy for large products, where NumPy's BLAS threads may be used), :func:`mvm_finish`
 (steps 3 and 4). Small products (at most 2^18 multiply-adds, where OpenBLAS stays on one thread) run all of it
 in one compiled call, :func:`mvm_fused`, whose GEMM is numba's ``np.dot`` (SciPy's OpenBLAS, the same kernels

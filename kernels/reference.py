@@ -112,7 +112,7 @@ def pulsed_update(w, w_app, dp, cnt, X, D, lr, g, desired_bl, ublm, um, um_grad_
     """Pulse-by-pulse twin of :func:`kernels.update.pulsed_update` (stochastic and mean-count types).
 
     ``trains``, if given, is a list with one ``(x_bits, d_bits)`` pair of boolean arrays per sample (the
-    kernel's own pulse trains, see ``crossbar_sim.tile.sample_trains``); otherwise trains are drawn from
+    kernel's own pulse trains, see ``crossbar_sim.tiles.analog.sample_trains``); otherwise trains are drawn from
     ``rng``. Cycle-to-cycle and write noise are drawn from ``rng``. ``sign_mode`` as the kernel's (+1: only
     up pulses; -1: only down pulses, applied as up pulses). Returns the stats vector.
     """

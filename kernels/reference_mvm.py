@@ -90,8 +90,8 @@ def finish(Y, factor, xnorm, P, F, rng):
 
 
 def analog_mvm(W, X, P, F, rng, transposed=False):
-    """Twin of :func:`crossbar_sim.periphery.analog_mvm` (kernel parameters ``P``, ``F`` from
-    :func:`crossbar_sim.periphery.io_plan`). Returns ``(out, passes)``."""
+    """Twin of :func:`crossbar_sim.tiles.periphery.analog_mvm` (kernel parameters ``P``, ``F`` from
+    :func:`crossbar_sim.tiles.periphery.io_plan`). Returns ``(out, passes)``."""
     W = np.asarray(W, f32)
     X = np.asarray(X, f32)
     if not np.all(np.isfinite(X)):

@@ -17,7 +17,7 @@ def golden():
 def mvm_path(request, monkeypatch):
     """Run a test through the periphery's one-call path (small products, kernels.mvm.mvm_fused) and through
     NumPy's GEMM between the two periphery kernels (large products)."""
-    from crossbar_sim import periphery
+    from crossbar_sim.tiles import periphery
 
     monkeypatch.setattr(periphery, "FUSED_MAX_MACS", 1 << 62 if request.param == "fused" else 0)
     return request.param

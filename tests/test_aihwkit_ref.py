@@ -14,8 +14,8 @@ import pytest
 
 from crossbar_sim.cli import main as cli_main
 from crossbar_sim.errors import ConfigError
-from crossbar_sim.nn import aihwkit_epoch as AE
-from crossbar_sim.nn import bench as B
+from crossbar_sim.bench import aihwkit_epoch as AE
+from crossbar_sim.bench import mnist as B
 
 RESULT = {"tool": "aihwkit", "aihwkit_version": "1.1.0", "model": "fcn", "algorithm": "analog_sgd", "samples": 6000,
           "wall_s": 1.5, "cpu_s": 1.4, "epoch_60k_s": 15.0, "epoch_60k_cpu_s": 14.0}
@@ -38,7 +38,7 @@ def test_script_arguments_and_paper_defaults():
 
 @pytest.mark.parametrize("script", ["aihwkit_epoch", "aihwkit_tile"])
 def test_script_imports_nothing_but_numpy_torch_aihwkit_and_the_stdlib(script):
-    from crossbar_sim import bench as TB
+    from crossbar_sim.bench import tiles as TB
 
     tree = ast.parse(open(AE.__file__ if script == "aihwkit_epoch" else TB.AIHWKIT_TILE_SCRIPT).read())
     roots = set()
@@ -149,7 +149,7 @@ def test_row_uses_the_measured_ratio_and_labels_the_typed_fallback():
 
 
 def test_cli_rejects_a_bad_interpreter_before_any_timing(tmp_path, capsys, monkeypatch):
-    from crossbar_sim import bench as TB
+    from crossbar_sim.bench import tiles as TB
 
     timed = []
     monkeypatch.setattr(TB, "bench_update", lambda *a, **k: timed.append(a))  # must not be reached
@@ -202,9 +202,9 @@ def test_bench_runs_the_reference_after_each_of_our_runs(monkeypatch):
 
 
 def test_tile_bench_times_aihwkit_after_each_shape_and_reports_the_ratio(monkeypatch):
-    """bench --kind update/forward with --aihwkit-python: ours, then crossbar_sim/aihwkit_tile.py on the same shape
+    """bench --kind update/forward with --aihwkit-python: ours, then crossbar_sim/bench/aihwkit_tile.py on the same shape
     (threads passed on), the measured ratios in the rows and lines; the script's command line is well formed."""
-    from crossbar_sim import bench as TB
+    from crossbar_sim.bench import tiles as TB
 
     order = []
     monkeypatch.setattr(TB, "bench_update", lambda size, batch, th, repeat=7: order.append(("ours", size, batch)) or {

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from crossbar_sim.buffered import BufferedTransfer, BufferedTransferTile, ChoppedTransfer, DynamicTransfer
-from crossbar_sim.compound import CompoundTileConfig, TikiTakaTile, TransferCompound
+from crossbar_sim.tiles.buffered import BufferedTransfer, BufferedTransferTile, ChoppedTransfer, DynamicTransfer
+from crossbar_sim.tiles.tiki_taka import CompoundTileConfig, TikiTakaTile, TransferCompound
 from crossbar_sim.device_models import ConstantStepDevice
 from crossbar_sim.errors import ConfigError
-from crossbar_sim.params import IOParameters, UpdateParameters
+from crossbar_sim.tiles.params import IOParameters, UpdateParameters
 
 PERFECT = IOParameters(is_perfect=True)
 

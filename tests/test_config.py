@@ -4,7 +4,7 @@ import pytest
 from crossbar_sim import ConfigError, TileConfig
 from crossbar_sim.config import Config, apply_overrides
 from crossbar_sim.device_models import ConstantStepDevice, SoftBoundsDevice
-from crossbar_sim.training import TrainConfig
+from crossbar_sim.least_squares.training import TrainConfig
 
 
 def test_round_trip_nested():

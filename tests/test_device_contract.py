@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from crossbar_sim import ConfigError, IOParameters, UpdateParameters
-from crossbar_sim.onesided import OneSidedUnitCell, make_array
+from crossbar_sim.tiles.onesided import OneSidedUnitCell, make_array
 from crossbar_sim.device_models import DEVICE_MODELS, get_device, get_preset, list_presets
 from crossbar_sim.device_models.presets import PRESETS
 

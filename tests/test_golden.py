@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from crossbar_sim import AnalogTile, IOParameters, TileConfig, UpdateParameters
-from crossbar_sim.compound import CompoundTileConfig, TikiTakaTile, TransferCompound
+from crossbar_sim.tiles.tiki_taka import CompoundTileConfig, TikiTakaTile, TransferCompound
 from crossbar_sim.device_models import (ConstantStepDevice, ExpStepDevice, LinearStepDevice, PiecewiseStepDevice,
                                         PowStepDevice, SoftBoundsDevice, SoftBoundsReferenceDevice)
 

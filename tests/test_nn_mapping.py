@@ -12,7 +12,7 @@ from crossbar_sim.experiments.mnist_paper import paper_config
 from crossbar_sim.nn import NetConfig
 from crossbar_sim.nn.layers import AnalogLinear, DigitalTile, TileArray, split_sizes
 from crossbar_sim.nn.models import build_model
-from crossbar_sim.params import IOParameters
+from crossbar_sim.tiles.params import IOParameters
 
 
 def test_split_sizes_are_aihwkits():

@@ -13,7 +13,7 @@ from crossbar_sim.errors import ConfigError, DivergenceError
 from crossbar_sim.nn import NetConfig, NetTrainer, lr_at, step_lr, train_network
 from crossbar_sim.nn.store import RunWriter, read_run
 from crossbar_sim.nn.training import METRIC_UNITS
-from crossbar_sim.params import IOParameters, UpdateParameters
+from crossbar_sim.tiles.params import IOParameters, UpdateParameters
 
 PERFECT = IOParameters(is_perfect=True)
 

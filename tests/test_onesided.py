@@ -5,11 +5,11 @@ import pytest
 
 from crossbar_sim import (AnalogTile, ConfigError, IOParameters, LeastSquaresTask, ShapeError, TileConfig,
                           TrainConfig, UpdateParameters, train)
-from crossbar_sim.compound import TikiTakaTile
+from crossbar_sim.tiles.tiki_taka import TikiTakaTile
 from crossbar_sim.device_models import ConstantStepDevice, SoftBoundsDevice, get_preset
-from crossbar_sim.onesided import OneSidedTile, OneSidedTileConfig, OneSidedUnitCell, mirrored_devices
-from crossbar_sim.store import read_tree, tile_from_state, write_tree
-from crossbar_sim.training import Trainer
+from crossbar_sim.tiles.onesided import OneSidedTile, OneSidedTileConfig, OneSidedUnitCell, mirrored_devices
+from crossbar_sim.engine.store import read_tree, tile_from_state, write_tree
+from crossbar_sim.least_squares.training import Trainer
 
 PERFECT = IOParameters(is_perfect=True)
 
@@ -154,7 +154,7 @@ def test_stopped_and_resumed_pair_continues_bit_identically(kind):
     else:
         def make():
             cfg = TrainConfig(algorithm="tiki_taka", device=get_preset("PCM"))
-            from crossbar_sim.training import build_model
+            from crossbar_sim.least_squares.training import build_model
 
             return build_model((5, 7), cfg, np.random.SeedSequence(11))
     a = make()
@@ -384,7 +384,7 @@ def test_device_files_and_network_configs_take_the_pair(tmp_path):
 @pytest.mark.parametrize("algorithm", ["ttv2", "chopped_ttv2", "agad"])
 def test_buffered_transfers_run_on_pair_arrays(algorithm):
     """TTv2, chopped TTv2 and AGAD build A and C through the same factory: both are pairs, only potentiated."""
-    from crossbar_sim.training import Trainer
+    from crossbar_sim.least_squares.training import Trainer
 
     tr = Trainer(LeastSquaresTask(in_size=10, n_samples=20),
                  TrainConfig(algorithm=algorithm, device=get_preset("PCM"), lr=0.05, steps=60), seed=0)

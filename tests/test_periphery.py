@@ -11,7 +11,7 @@ from crossbar_sim import AnalogTile, IOParameters, NonFiniteError, TileConfig
 from crossbar_sim.device_models import ConstantStepDevice
 from crossbar_sim.kernels import mvm as KM
 from crossbar_sim.kernels import reference_mvm as RM
-from crossbar_sim.periphery import analog_mvm, io_plan, io_steps
+from crossbar_sim.tiles.periphery import analog_mvm, io_plan, io_steps
 
 NOVAR = dict(dw_min_dtod=0.0, dw_min_std=0.0, up_down_dtod=0.0, w_max_dtod=0.0, w_min_dtod=0.0)
 #: every non-ideality off, but the pipeline (not the is_perfect shortcut) still runs
@@ -178,7 +178,7 @@ def test_fused_and_split_paths_agree_with_noise_on(monkeypatch):
     """Both paths run the same kernels on the same random streams; only the GEMM call differs (numba's
     np.dot, SciPy's OpenBLAS, vs NumPy's). Their products agree to float32 rounding, so the outputs agree
     exactly except where a rounding difference crosses an ADC level (at most one step; none on this data)."""
-    from crossbar_sim import periphery
+    from crossbar_sim.tiles import periphery
 
     rng = np.random.default_rng(21)
     W = rng.uniform(-0.6, 0.6, (40, 300)).astype(np.float32)

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from _sweeputil import write_spec
 from crossbar_sim.cli import main
 from crossbar_sim.errors import ConfigError, FormatError
-from crossbar_sim.plots import (compute_convergence_vs_asymmetry, compute_loss_curves, compute_pulses, compute_weights,
+from crossbar_sim.engine.plots import (compute_convergence_vs_asymmetry, compute_loss_curves, compute_pulses, compute_weights,
                                 parse_where, plot_convergence_vs_asymmetry, plot_loss, plot_pulses, plot_weights,
                                 predicted_floor_shape)
 

@@ -2,7 +2,7 @@
 from importlib.metadata import entry_points
 
 from crossbar_sim.experiments import presets_least_squares as E
-from crossbar_sim.tasks import LeastSquaresTask
+from crossbar_sim.least_squares.task import LeastSquaresTask
 
 
 def test_registered_entry_point():
@@ -17,7 +17,7 @@ def test_run_presets_table_small():
     for name in ("Idealized", "EcRam"):
         assert set(res[name]) == {"analog_sgd", "tiki_taka"}
     # every run learns something: below the loss of W = 0
-    from crossbar_sim.tasks import LeastSquares
+    from crossbar_sim.least_squares.task import LeastSquares
 
     l0 = LeastSquares(task).loss(0 * LeastSquares(task).W_star)
     assert res["Idealized"]["analog_sgd"] < l0 and res["digital"]["digital_sgd"] < l0

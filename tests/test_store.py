@@ -11,11 +11,11 @@ from _sweeputil import TINY_TOML, digest, write_spec
 from crossbar_sim.cli import main
 from crossbar_sim.device_models import asymmetric_linear_device
 from crossbar_sim.errors import FormatError
-from crossbar_sim.store import (FORMAT_VERSION, SweepStore, error_floor, load_tile, open_results, read_tree,
+from crossbar_sim.engine.store import (FORMAT_VERSION, SweepStore, error_floor, load_tile, open_results, read_tree,
                                 write_run, write_tree)
-from crossbar_sim.sweep import expand, load_spec_file
-from crossbar_sim.tasks import LeastSquaresTask
-from crossbar_sim.training import METRIC_UNITS, TrainConfig, Trainer
+from crossbar_sim.engine.spec import expand, load_spec_file
+from crossbar_sim.least_squares.task import LeastSquaresTask
+from crossbar_sim.least_squares.training import METRIC_UNITS, TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +226,7 @@ def _tiny_sweep(tmp_path, **over):
 
 
 def _results(sw, ids):
-    from crossbar_sim.sweep import payloads, run_point
+    from crossbar_sim.engine.executor import payloads, run_point
 
     return {j["run_id"]: run_point(j) for j in payloads(sw, ids, None)}
 

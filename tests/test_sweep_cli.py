@@ -199,8 +199,8 @@ def test_a_dead_worker_is_one_clear_error_and_finished_runs_stay(tmp_path, slow_
 
 def test_buffered_tiki_taka_variants_sweep_store_and_reload(tmp_path, capsys):
     """TTv2, chopped TTv2 and AGAD run in least-squares sweeps; their tiles (buffers included) reload."""
-    from crossbar_sim.buffered import BufferedTransferTile
-    from crossbar_sim.store import load_tile
+    from crossbar_sim.tiles.buffered import BufferedTransferTile
+    from crossbar_sim.engine.store import load_tile
 
     text = TINY_TOML.replace('algorithm = ["analog_sgd", "tiki_taka", "digital_sgd"]',
                              'algorithm = ["ttv2", "chopped_ttv2", "agad"]')
@@ -251,8 +251,8 @@ def test_pcm_pair_preset_sweep_stores_and_reloads(tmp_path, capsys):
     """[device] preset = "PCM" is the plus-minus pair: analog SGD on a pair and Tiki-Taka with pair arrays run
     from the CLI (device parameters set on the command line reach the unit device); the file holds each pair's
     weight and its g_plus/g_minus arrays, load_tile rebuilds the pairs, inspect reads them."""
-    from crossbar_sim.onesided import OneSidedTile
-    from crossbar_sim.store import load_tile
+    from crossbar_sim.tiles.onesided import OneSidedTile
+    from crossbar_sim.engine.store import load_tile
 
     out = str(tmp_path / "pcm.h5")
     assert main(["sweep", write_spec(tmp_path, PCM_TOML), "--workers", "1", "--out", out, "-q", "--no-plot",

@@ -7,7 +7,7 @@ import pytest
 from _sweeputil import TINY_TOML, write_spec
 from crossbar_sim.cli import main
 from crossbar_sim.errors import ConfigError
-from crossbar_sim.sweep import apply_cli_overrides, expand, list_experiments, load_spec_file, resolve_spec, run_seeds
+from crossbar_sim.engine.spec import apply_cli_overrides, expand, list_experiments, load_spec_file, resolve_spec, run_seeds
 
 
 def tiny_spec(tmp_path, text=TINY_TOML):
@@ -160,11 +160,11 @@ def test_dry_run_lists_the_runs(tmp_path, capsys):
 
 
 def test_the_documented_spec_example_expands():
-    """The TOML example in crossbar_sim.sweep's docstring is a valid spec."""
+    """The TOML example in crossbar_sim.engine.spec's docstring is a valid spec."""
     import textwrap
     import tomllib
 
-    import crossbar_sim.sweep as sweep_mod
+    import crossbar_sim.engine.spec as sweep_mod
 
     doc = sweep_mod.__doc__
     block = doc[doc.index("    name = "):doc.index("A ``[device]`` table")]

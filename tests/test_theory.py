@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from crossbar_sim.device_models import asymmetric_linear_device
-from crossbar_sim.tasks import LeastSquaresTask
-from crossbar_sim.training import TrainConfig, train
+from crossbar_sim.least_squares.task import LeastSquaresTask
+from crossbar_sim.least_squares.training import TrainConfig, train
 
 TASK = LeastSquaresTask(n_samples=100, in_size=40, out_size=1, noise_std=0.3, w_star_scale=0.5)
 STEPS = 1500

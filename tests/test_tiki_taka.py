@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from crossbar_sim import ConfigError, IOParameters, UpdateParameters
-from crossbar_sim.compound import CompoundTileConfig, TikiTakaTile, TransferCompound
+from crossbar_sim.tiles.tiki_taka import CompoundTileConfig, TikiTakaTile, TransferCompound
 from crossbar_sim.device_models import SoftBoundsReferenceDevice
 
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from crossbar_sim import ConfigError
-from crossbar_sim.tasks import LeastSquaresTask
-from crossbar_sim.training import TrainConfig, Trainer, train
+from crossbar_sim.least_squares.task import LeastSquaresTask
+from crossbar_sim.least_squares.training import TrainConfig, Trainer, train
 
 TASK = LeastSquaresTask(n_samples=30, in_size=8, out_size=2, noise_std=0.1)
 

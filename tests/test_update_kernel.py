@@ -12,7 +12,7 @@ from crossbar_sim.device_models import (ConstantStepDevice, ExpStepDevice, Linea
                                         PowStepDevice, SoftBoundsDevice, SoftBoundsReferenceDevice)
 from crossbar_sim.kernels import reference as R
 from crossbar_sim.kernels import update as K
-from crossbar_sim.tile import sample_trains
+from crossbar_sim.tiles.analog import sample_trains
 
 MODELS = {
     "ConstantStep": ConstantStepDevice(),
@@ -224,7 +224,7 @@ def test_result_independent_of_thread_count():
     b.update(X, D, 0.05)
     np.testing.assert_array_equal(a.hidden_weights(), b.hidden_weights())
     # and directly through the kernel with many row blocks
-    from crossbar_sim.tile import zig_tables
+    from crossbar_sim.tiles.analog import zig_tables
     dev = a.devices
     outs = []
     for nblocks in (1, 7, 64):
@@ -352,7 +352,7 @@ def test_plus_minus_pair_splits_the_pulses_of_one_tile():
 
 def _run_path(tile, X, D, lr, path, sign_mode=0, desired_bl=31, w0=None):
     """One kernel call along ``path`` on copies of the tile's arrays: (w, w_app, counters, stats)."""
-    from crossbar_sim.tile import zig_tables
+    from crossbar_sim.tiles.analog import zig_tables
     dev = tile.devices
     w = tile.hidden_weights() if w0 is None else w0.copy()
     w_app = w if dev.write_noise == 0.0 else tile.read_weights()

@@ -1,4 +1,4 @@
-"""``crossbar-sim bench``: kernel benchmarks on the reference workload (see :mod:`crossbar_sim.bench`)."""
+"""``crossbar-sim bench``: kernel benchmarks on the reference workload (see :mod:`crossbar_sim.bench.tiles`)."""
 from __future__ import annotations
 
 import argparse
@@ -20,7 +20,7 @@ def add_parser(sub):
     p.add_argument("--kind", choices=("update", "forward", "all", "mnist"), default="all",
                    help="what to time; 'mnist': one MNIST training epoch in the paper's setting (FCN and CNN, "
                         "analog SGD and Tiki-Taka, full pulse update and periphery), per-call overhead and a "
-                        "profile split (see crossbar_sim.nn.bench)")
+                        "profile split (see crossbar_sim.bench.mnist)")
     p.add_argument("--samples", type=int, default=None,
                    help="mnist: training samples timed (default 60000 FCN, 4000 CNN; extrapolated to 60k)")
     p.add_argument("--models", nargs="+", default=["fcn", "cnn"], choices=("fcn", "cnn"), help="mnist: networks")
@@ -33,15 +33,15 @@ def add_parser(sub):
     p.add_argument("--repeat", type=int, default=7, help="repetitions per timing")
     p.add_argument("--aihwkit-python", metavar="PATH", default=None,
                    help="a python interpreter with IBM aihwkit (not a crossbar-sim dependency): right after each of "
-                        "our timings it times aihwkit on the same workload (crossbar_sim/aihwkit_tile.py for tiles, "
-                        "crossbar_sim/nn/aihwkit_epoch.py on the same samples for mnist) and reports the measured "
+                        "our timings it times aihwkit on the same workload (crossbar_sim/bench/aihwkit_tile.py for tiles, "
+                        "crossbar_sim/bench/aihwkit_epoch.py on the same samples for mnist) and reports the measured "
                         "ratio (mnist without it: typed aihwkit constants, labelled as such)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     return p
 
 
 def run(args) -> int:
-    from crossbar_sim.bench import run_benchmarks
+    from crossbar_sim.bench.tiles import run_benchmarks
     from crossbar_sim.errors import ConfigError
 
     for n in args.sizes:
@@ -53,7 +53,7 @@ def run(args) -> int:
     if args.repeat < 1:
         raise ConfigError(f"--repeat must be >= 1. Got {args.repeat}.")
     if args.kind == "mnist":
-        from crossbar_sim.nn.bench import run_mnist_bench
+        from crossbar_sim.bench.mnist import run_mnist_bench
 
         if args.samples is not None and args.samples < 1:
             raise ConfigError(f"--samples must be positive. Got {args.samples}.")

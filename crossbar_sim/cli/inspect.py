@@ -178,7 +178,8 @@ def _print_array_stats(g, near: float, step: str | None = None) -> None:
 
 
 def _config_repr(d) -> str:
-    from crossbar_sim import device_models, sweep  # noqa: F401 - register the config classes
+    from crossbar_sim import device_models  # noqa: F401 - register the config classes
+    from crossbar_sim.engine import spec  # noqa: F401
     from crossbar_sim.config import Config
 
     try:
@@ -244,7 +245,7 @@ def _run(args) -> int:
     import h5py
 
     from crossbar_sim.errors import FormatError
-    from crossbar_sim.store import open_results
+    from crossbar_sim.engine.store import open_results
 
     with open_results(args.file) as f:
         if args.path is None:

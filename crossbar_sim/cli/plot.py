@@ -1,4 +1,4 @@
-"""``crossbar-sim plot``: figures from a result file (see :mod:`crossbar_sim.plots`)."""
+"""``crossbar-sim plot``: figures from a result file (see :mod:`crossbar_sim.engine.plots`)."""
 from __future__ import annotations
 
 import argparse
@@ -42,7 +42,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from crossbar_sim.plots import make_figure, parse_where
+    from crossbar_sim.engine.plots import make_figure, parse_where
 
     out = args.out or f"{args.kind.replace('-', '_')}.png"
     make_figure(args.file, args.kind, out, where=parse_where(args.where), run_id=args.run, metric=args.metric,

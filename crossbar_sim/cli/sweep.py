@@ -101,9 +101,9 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from crossbar_sim.errors import ConfigError
-    from crossbar_sim.store import DONE_STATUSES, SweepStore, error_floor
-    from crossbar_sim.sweep import (apply_cli_overrides, execute, expand, payloads, resolve_spec,
-                                    threads_per_worker)
+    from crossbar_sim.engine.store import DONE_STATUSES, SweepStore, error_floor
+    from crossbar_sim.engine.executor import execute, payloads, threads_per_worker
+    from crossbar_sim.engine.spec import apply_cli_overrides, expand, resolve_spec
 
     spec, source = resolve_spec(args.experiment)
     spec = apply_cli_overrides(spec, args.set)
@@ -190,7 +190,7 @@ def run(args) -> int:
           + f" -> {args.out}")
     print_summary(args.out)
     if sweep["figures"] and not args.no_plot and complete:
-        from crossbar_sim.plots import make_figure
+        from crossbar_sim.engine.plots import make_figure
 
         outdir = os.path.dirname(os.path.abspath(args.out))
         for kind in sweep["figures"]:
@@ -206,7 +206,7 @@ def summary_rows(path: str):
     """Error floors (mean, std, n over seeds) grouped by the sweep point without its seed."""
     import numpy as np
 
-    from crossbar_sim.store import DONE_STATUSES, open_results, read_runs
+    from crossbar_sim.engine.store import DONE_STATUSES, open_results, read_runs
 
     with open_results(path) as f:
         runs = [r for r in read_runs(f) if r["status"] in DONE_STATUSES]

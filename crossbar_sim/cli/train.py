@@ -78,7 +78,7 @@ def load_experiment(name):
 def run_experiment(args) -> int:
     from threadpoolctl import threadpool_limits
 
-    from crossbar_sim.tile import set_num_threads
+    from crossbar_sim.tiles.analog import set_num_threads
 
     mod = load_experiment(args.experiment)
     set_num_threads(args.threads)
@@ -102,7 +102,7 @@ def run_experiment(args) -> int:
 
 
 def config_from_args(args):
-    from crossbar_sim.compound import TransferParams
+    from crossbar_sim.tiles.tiki_taka import TransferParams
     from crossbar_sim.config import apply_overrides
     from crossbar_sim.errors import ConfigError
     from crossbar_sim.nn import NetConfig
@@ -161,7 +161,7 @@ def run(args) -> int:
     data = load_dataset(cfg.dataset)  # DatasetNotFoundError (with instructions) before anything is written
     from threadpoolctl import threadpool_limits
 
-    from crossbar_sim.tile import set_num_threads
+    from crossbar_sim.tiles.analog import set_num_threads
 
     set_num_threads(args.threads)
     run_id = args.run_id or default_run_id(cfg, args.seed, args.preset)

@@ -5,19 +5,19 @@ Three holders share one interface (``forward(X)``, ``backward(D)``, ``read()``, 
 
 * :class:`DigitalMatrix`: floating-point weights (``float32``, or ``float64`` for gradient checks); MVMs are
   BLAS products whose flops are counted; updates are exact.
-* :class:`AnalogMatrix`: an :class:`~crossbar_sim.tile.AnalogTile`. Forward ``W x`` and backward ``W^T d`` go
+* :class:`AnalogMatrix`: an :class:`~crossbar_sim.tiles.analog.AnalogTile`. Forward ``W x`` and backward ``W^T d`` go
   through the tile's periphery (or perfect). Every weight change is written to the devices as pulses:
 
   - a factored update ``delta = A B`` (rank r: GaLore, OSD) is ``r`` rank-1 pulsed updates, one pulse cycle
     each, in one ``tile.update`` call with the batch ``x_k = B[k]`` (length ``in``), ``d_k = A[:, k]``
     (length ``out``), ``lr = 1`` (the learning rate is already in the factors);
   - a dense update ``delta`` (full-rank AdamW) is written *line by line along the smaller dimension*, the
-    scheme least-squares uses for its "full" gradient (:mod:`crossbar_sim.tasks`): when ``out <= in``, row by
+    scheme least-squares uses for its "full" gradient (:mod:`crossbar_sim.least_squares.task`): when ``out <= in``, row by
     row (``d = e_i``, ``x = delta[i]``: only row ``i``'s output line fires, so only row ``i``'s devices get
     pulses), otherwise column by column (``x = e_j``, ``d = delta[:, j]``): ``min(out, in)`` pulse cycles.
     (A dense matrix has rank ``min(out, in)`` in general, so no outer-product scheme needs fewer cycles.)
 
-* :class:`TikiTakaMatrix`: a :class:`~crossbar_sim.compound.TikiTakaTile`, the analog-native reference: every
+* :class:`TikiTakaMatrix`: a :class:`~crossbar_sim.tiles.tiki_taka.TikiTakaTile`, the analog-native reference: every
   token's rank-1 gradient term ``(x_t, d_t)`` is pulsed onto A (``fast_lr``) and A's columns are transferred
   to C on schedule; no digital optimiser state at all.
 
@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..compound import CompoundTileConfig, TikiTakaTile
+from ..tiles.tiki_taka import CompoundTileConfig, TikiTakaTile
 from ..errors import ConfigError
-from ..params import TileConfig
-from ..tile import AnalogTile
+from ..tiles.params import TileConfig
+from ..tiles.analog import AnalogTile
 from .optim import WeightUpdate
 
 #: counters every holder reports (missing ones are 0)

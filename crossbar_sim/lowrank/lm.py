@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import _validation as V
+from .. import validation as V
 from ..config import Config
 from ..errors import ConfigError, ShapeError
 

@@ -53,7 +53,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .. import _validation as V
+from .. import validation as V
 from ..config import Config
 from ..errors import ConfigError, NonFiniteError, ShapeError, SimulatorError
 

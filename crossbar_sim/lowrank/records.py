@@ -13,7 +13,7 @@
     /runs/<run_id>/tiles/<matrix>/<array>/pulse_counts       (out, in, 2) int64, [..., 0] up, [..., 1] down
     /runs/<run_id>/tiles/<matrix>/<array>/snapshots/<step>/weights   final weights (out, in) float32
 
-This is a minimal writer of that layout: the shared store (``crossbar_sim.store``, built on another branch)
+This is a minimal writer of that layout: the shared store (``crossbar_sim.engine.store``, built on another branch)
 had not landed on main when this module was written; the layout and the crash-safety rules are the same, so
 ``crossbar-sim inspect`` reads these files. Crash safety: only the parent process writes; every finished run
 is first written whole into its own file in the journal folder ``<out>.journal/`` (temporary name, then
@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import FormatError
-from ..store import _atomic_h5, _h5py, merge_journal_part
+from ..engine.store import _atomic_h5, _h5py, merge_journal_part
 
 FORMAT_NAME = "crossbar-sim"
 FORMAT_VERSION = 1

@@ -27,7 +27,7 @@ import numpy as np
 from ..config import apply_overrides
 from ..energy import CATEGORIES
 from ..errors import ConfigError
-from ..sweep import _flatten
+from ..engine.spec import _flatten
 from .optim import AdamWConfig, GaLoreConfig, OSDConfig
 from .train import METHODS, LowRankRunConfig, train_lm
 

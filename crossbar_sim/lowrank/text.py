@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._validation import check_int
+from ..validation import check_int
 from ..config import Config
 from ..errors import ConfigError, SimulatorError
 

@@ -19,12 +19,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import _validation as V
-from ..compound import CompoundTileConfig, TransferCompound, TransferParams
+from .. import validation as V
+from ..tiles.tiki_taka import CompoundTileConfig, TransferCompound, TransferParams
 from ..config import Config
 from ..energy import Budget, EnergyConstants, EventCounts, compute_budget
 from ..errors import ConfigError, DivergenceError
-from ..params import IOParameters, TileConfig, UpdateParameters
+from ..tiles.params import IOParameters, TileConfig, UpdateParameters
 from ..rng import make_seedseq
 from .backends import AnalogMatrix, DigitalMatrix, TikiTakaMatrix
 from .lm import LMConfig, TinyLlama

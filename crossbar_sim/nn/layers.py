@@ -1,8 +1,8 @@
 """Network layers whose weights live on tiles, and the digital layers between them.
 
 A weight layer (:class:`AnalogLinear`, :class:`AnalogConv2d`) holds its weight matrix on a *tile*: an
-:class:`~crossbar_sim.AnalogTile` (analog SGD), a :class:`~crossbar_sim.compound.TikiTakaTile` (Tiki-Taka v1), a
-:class:`~crossbar_sim.buffered.BufferedTransferTile` (TTv2, c-TTv2, AGAD) or a :class:`DigitalTile` (floating
+:class:`~crossbar_sim.AnalogTile` (analog SGD), a :class:`~crossbar_sim.tiles.tiki_taka.TikiTakaTile` (Tiki-Taka v1), a
+:class:`~crossbar_sim.tiles.buffered.BufferedTransferTile` (TTv2, c-TTv2, AGAD) or a :class:`DigitalTile` (floating
 point: digital layers and the digital SGD reference). The forward pass is ``tile.forward`` (through the
 tile's periphery), the backward pass ``tile.backward`` and the update ``tile.update(x, d, lr)`` with the
 layer's inputs ``x`` and the gradient ``d`` w.r.t. the tile's outputs, exactly as aihwkit's analog layers do.
@@ -34,7 +34,7 @@ import math
 
 import numpy as np
 
-from ..onesided import OneSidedTile
+from ..tiles.onesided import OneSidedTile
 from . import functional as F
 
 

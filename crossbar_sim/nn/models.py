@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..buffered import BufferedTransfer, BufferedTransferTile, ChoppedTransfer, DynamicTransfer, with_transfer_params
-from ..compound import CompoundTileConfig, TikiTakaTile, TransferCompound
-from ..onesided import make_array
+from ..tiles.buffered import BufferedTransfer, BufferedTransferTile, ChoppedTransfer, DynamicTransfer, with_transfer_params
+from ..tiles.tiki_taka import CompoundTileConfig, TikiTakaTile, TransferCompound
+from ..tiles.onesided import make_array
 from .layers import (ACTIVATIONS, AnalogConv2d, AnalogLinear, DigitalTile, Flatten, MaxPool2d, Sequential, TileArray,
                      split_sizes)
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_bool, check_choice, check_float, check_int
-from ..compound import TransferParams
+from ..validation import check_bool, check_choice, check_float, check_int
+from ..tiles.tiki_taka import TransferParams
 from ..config import Config
 from ..errors import ConfigError, DivergenceError, NonFiniteError
-from ..params import IOParameters, UpdateParameters
+from ..tiles.params import IOParameters, UpdateParameters
 from . import functional as F
 from .layers import TileArray, analog_arrays, tile_arrays
 from .models import ALGORITHMS, MODELS, build_model, n_weight_layers
@@ -122,7 +122,7 @@ class NetConfig(Config):
 
     def validate(self) -> None:
         from crossbar_sim.datasets import DATASETS
-        from crossbar_sim.onesided import check_array_device
+        from crossbar_sim.tiles.onesided import check_array_device
 
         owner = type(self).__name__
         check_choice(self.dataset, "dataset", owner, tuple(sorted(DATASETS)))

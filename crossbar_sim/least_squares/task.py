@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_choice, check_float, check_int
-from .config import Config
-from .rng import make_seedseq
+from ..validation import check_choice, check_float, check_int
+from ..config import Config
+from ..rng import make_seedseq
 
 
 @dataclass(frozen=True, repr=False)

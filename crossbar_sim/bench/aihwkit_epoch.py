@@ -22,7 +22,7 @@ Output: one JSON line on stdout (``"tool": "aihwkit"``): wall and CPU time of ``
 ``--warmup`` samples on a throw-away model), and with ``--epochs E`` also the per-epoch training loss / accuracy,
 test loss / accuracy (10k test images unless ``--n-test``) and the learned output scales of every tile.
 
-    python crossbar_sim/nn/aihwkit_epoch.py --model fcn --algorithm analog_sgd --tau 0.78 --samples 6000 \
+    python crossbar_sim/bench/aihwkit_epoch.py --model fcn --algorithm analog_sgd --tau 0.78 --samples 6000 \
         --data ~/.cache/crossbar_sim/datasets/mnist.npz
 """
 from __future__ import annotations

@@ -41,8 +41,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from . import __version__
-from .errors import FormatError
+from .. import __version__
+from ..errors import FormatError
 
 FORMAT_NAME = "crossbar-sim"
 FORMAT_VERSION = 1
@@ -260,23 +260,23 @@ TILE_KINDS = ("AnalogTile", "OneSidedTile") + COMPOUND_KINDS
 
 def tile_from_state(state: dict):
     """Rebuild a tile (AnalogTile, OneSidedTile, TikiTakaTile or BufferedTransferTile) from its ``get_state()``."""
-    from . import device_models  # noqa: F401 - registers the device configs the stored config JSON names
+    from .. import device_models  # noqa: F401 - registers the device configs the stored config JSON names
 
     kind = state.get("kind")
     if kind == "AnalogTile":
-        from .tile import AnalogTile
+        from ..tiles.analog import AnalogTile
 
         return AnalogTile.from_state(state)
     if kind == "OneSidedTile":
-        from .onesided import OneSidedTile
+        from ..tiles.onesided import OneSidedTile
 
         return OneSidedTile.from_state(state)
     if kind == "TikiTakaTile":
-        from .compound import TikiTakaTile
+        from ..tiles.tiki_taka import TikiTakaTile
 
         return TikiTakaTile.from_state(state)
     if kind == "BufferedTransferTile":
-        from .buffered import BufferedTransferTile
+        from ..tiles.buffered import BufferedTransferTile
 
         return BufferedTransferTile.from_state(state)
     raise FormatError(f"Unknown tile kind {kind!r} in the stored state; cannot rebuild the tile.")
@@ -285,7 +285,7 @@ def tile_from_state(state: dict):
 def _write_array_group(g, tile, snapshots: dict, name: str) -> None:
     """``<array>/device``, ``counters``, ``pulse_counts`` and ``snapshots`` of one analog array (an AnalogTile, or
     a one-sided pair, whose two arrays go below it as ``g_plus`` and ``g_minus``)."""
-    from .onesided import OneSidedTile
+    from ..tiles.onesided import OneSidedTile
 
     if isinstance(tile, OneSidedTile):
         _write_pair_group(g, tile)
@@ -341,7 +341,7 @@ def _write_snapshots(g, snapshots: dict, name: str) -> None:
 
 def write_run(parent, run_id: str, result, point: dict | None = None, index: int = -1,
               floor_fraction: float = 0.2) -> None:
-    """Write one :class:`~crossbar_sim.training.RunResult` as group ``parent/run_id`` (must not exist)."""
+    """Write one :class:`~crossbar_sim.least_squares.training.RunResult` as group ``parent/run_id`` (must not exist)."""
     g = parent.create_group(run_id)
     g.attrs["config"] = dumps(result.config)
     g.attrs["seed"] = np.uint64(result.seed)
@@ -352,7 +352,7 @@ def write_run(parent, run_id: str, result, point: dict | None = None, index: int
     g.attrs["index"] = int(index)
     if result.status not in DONE_STATUSES:
         return
-    from .training import METRIC_UNITS
+    from ..least_squares.training import METRIC_UNITS
 
     total = int(result.config.get("train", {}).get("steps", int(result.steps.max()) if result.steps.size else 0))
     loss = result.metrics.get("loss", np.zeros(0))
@@ -383,7 +383,7 @@ def write_run(parent, run_id: str, result, point: dict | None = None, index: int
         for k, v in tile.counters.items():
             cnt.create_dataset(k, data=np.int64(v)).attrs["units"] = COUNTER_UNITS.get(k, "")
     st = layer.create_group("state")
-    st.attrs["note"] = "full get_state() of the final tile; crossbar_sim.store.load_tile rebuilds it"
+    st.attrs["note"] = "full get_state() of the final tile; crossbar_sim.engine.store.load_tile rebuilds it"
     write_tree(st, state)
 
 
@@ -508,7 +508,7 @@ class SweepStore:
         The HDF5 file (e.g. ``results.h5``).
     sweep : dict
         ``{"spec": ..., "axes": {name: values}, "seed": int, "points": [{"run_id", "index", "seed",
-        "values"}, ...], "name", "description"}`` (see :func:`crossbar_sim.sweep.expand`).
+        "values"}, ...], "name", "description"}`` (see :func:`crossbar_sim.engine.spec.expand`).
     argv : list of str
         The command line, stored in the root attributes.
     resume : bool

@@ -6,7 +6,7 @@ noise and bound management, backward), digital bias and output scale; FCN batch 
 with fast_lr 0.01 and one column transfer per mini-batch.
 
 aihwkit reference: with ``aihwkit_python`` (``crossbar-sim bench --kind mnist --aihwkit-python PATH``) every timed
-run is followed by the same run in aihwkit: ``crossbar_sim/nn/aihwkit_epoch.py`` (numpy, torch and aihwkit only) is
+run is followed by the same run in aihwkit: ``crossbar_sim/bench/aihwkit_epoch.py`` (numpy, torch and aihwkit only) is
 started with that interpreter on the same sample count, model, algorithm and thread count, and the ratio of the two
 measured epoch times is reported. Without it, the ratio uses :data:`AIHWKIT_REF`, numbers typed in once (aihwkit
 1.1.0 on this machine, one core, 60k samples: FCN analog SGD 13.5 s, Tiki-Taka 15.6 s; CNN from 4000-sample runs
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..aihwkit_ref import check_aihwkit_python, parse_result, run_script
+from .aihwkit_ref import check_aihwkit_python, parse_result, run_script
 from ..errors import ConfigError
 
 #: aihwkit 1.1.0 epoch times (s, 60k samples, one core) typed in from a one-off measurement: the fallback reference
@@ -45,7 +45,7 @@ _AIHWKIT_KEYS = ("tool", "model", "algorithm", "samples", "wall_s", "cpu_s", "ep
 
 
 def aihwkit_command(python, model, algorithm, samples, data_path, threads=1, seed=0, tau=0.78, warmup=200) -> list:
-    """The command line of one aihwkit reference run (see ``crossbar_sim/nn/aihwkit_epoch.py``)."""
+    """The command line of one aihwkit reference run (see ``crossbar_sim/bench/aihwkit_epoch.py``)."""
     if algorithm not in AIHWKIT_ALGORITHMS:
         raise ConfigError(f"the aihwkit reference runs {', '.join(AIHWKIT_ALGORITHMS)}, not {algorithm!r}.")
     return [str(python), str(AIHWKIT_SCRIPT), "--model", model, "--algorithm", algorithm, "--tau", repr(float(tau)),
@@ -95,7 +95,7 @@ def time_epoch(model, algorithm, samples, threads=1, data=None, warmup=200) -> d
     """Wall time of ``samples`` training samples (one pass), extrapolated to a 60k epoch."""
     from threadpoolctl import threadpool_limits
 
-    from crossbar_sim.tile import set_num_threads
+    from crossbar_sim.tiles.analog import set_num_threads
 
     set_num_threads(threads)
     with threadpool_limits(1):

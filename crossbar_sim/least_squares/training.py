@@ -4,8 +4,8 @@ One step reads top to bottom (nanoGPT style): forward through the tile -> error 
 noise) -> pulsed update (analog SGD: onto W; Tiki-Taka: onto A, then transfer A -> C on schedule) -> log.
 Digital SGD is the floating-point reference with the same error signals.
 
->>> from crossbar_sim.training import TrainConfig, train
->>> from crossbar_sim.tasks import LeastSquaresTask
+>>> from crossbar_sim.least_squares.training import TrainConfig, train
+>>> from crossbar_sim.least_squares.task import LeastSquaresTask
 >>> res = train(LeastSquaresTask(noise_std=0.0), TrainConfig(algorithm="digital_sgd", steps=20), seed=0)
 >>> res.metrics["loss"][-1] < res.metrics["loss"][0]
 True
@@ -19,15 +19,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._validation import check_choice, check_float, check_int
-from .compound import CompoundTileConfig, TikiTakaTile, TransferCompound, TransferParams
-from .config import Config
-from .errors import DivergenceError
-from .onesided import check_array_device, make_array
-from .params import IOParameters, UpdateParameters
-from .rng import make_seedseq
-from .tasks import LeastSquares
-from .tile import AnalogTile
+from ..validation import check_choice, check_float, check_int
+from ..tiles.tiki_taka import CompoundTileConfig, TikiTakaTile, TransferCompound, TransferParams
+from ..config import Config
+from ..errors import DivergenceError
+from ..tiles.onesided import check_array_device, make_array
+from ..tiles.params import IOParameters, UpdateParameters
+from ..rng import make_seedseq
+from .task import LeastSquares
+from ..tiles.analog import AnalogTile
 
 ALGORITHMS = ("digital_sgd", "analog_sgd", "tiki_taka", "ttv2", "chopped_ttv2", "agad")
 
@@ -58,11 +58,11 @@ class TrainConfig(Config):
     ----------
     algorithm : str
         ``digital_sgd`` (floating point), ``analog_sgd`` (gradient pulsed onto W), ``tiki_taka`` (v1), or
-        the buffered variants ``ttv2``, ``chopped_ttv2`` and ``agad`` (:mod:`crossbar_sim.buffered`, with
+        the buffered variants ``ttv2``, ``chopped_ttv2`` and ``agad`` (:mod:`crossbar_sim.tiles.buffered`, with
         their default buffer/chopper parameters and the v1 hyper-parameters of ``transfer``).
     device : PulsedDevice or OneSidedUnitCell
         Device of the weight tile (and of Tiki-Taka's A and C unless ``device_c`` is set); a
-        :class:`~crossbar_sim.onesided.OneSidedUnitCell` (the ``PCM`` preset) makes each array a one-sided pair
+        :class:`~crossbar_sim.tiles.onesided.OneSidedUnitCell` (the ``PCM`` preset) makes each array a one-sided pair
         with refresh. Default: the paper's asymmetric linear device with tau = 1 and no variation.
     device_c : PulsedDevice, OneSidedUnitCell or None
         Device of Tiki-Taka's C array (None: same as ``device``).
@@ -184,7 +184,7 @@ def build_model(shape, cfg: TrainConfig, seed):
         comp = TransferCompound.from_params(cfg.transfer, cfg.device, cfg.device_c)
         cc = CompoundTileConfig(device=comp, update=cfg.update, forward=cfg.forward, backward=cfg.backward)
         return TikiTakaTile(shape[0], shape[1], cc, seed=seed)
-    from .buffered import BufferedTransfer, BufferedTransferTile, ChoppedTransfer, DynamicTransfer, \
+    from ..tiles.buffered import BufferedTransfer, BufferedTransferTile, ChoppedTransfer, DynamicTransfer, \
         with_transfer_params
 
     cls = {"ttv2": BufferedTransfer, "chopped_ttv2": ChoppedTransfer, "agad": DynamicTransfer}[cfg.algorithm]

@@ -1,7 +1,7 @@
 """Running IBM aihwkit next to crossbar-sim for in-run comparisons (aihwkit is *not* a dependency).
 
 The benchmarks can time aihwkit on the same workload in the same run: a standalone script (numpy, torch and aihwkit
-only: ``crossbar_sim/aihwkit_tile.py`` for one tile, ``crossbar_sim/nn/aihwkit_epoch.py`` for an MNIST epoch) is
+only: ``crossbar_sim/bench/aihwkit_tile.py`` for one tile, ``crossbar_sim/bench/aihwkit_epoch.py`` for an MNIST epoch) is
 run as a file by a separate interpreter that has aihwkit (``--aihwkit-python PATH``) and prints one JSON line.
 This module checks such an interpreter, runs a script and parses its result; every failure is one line.
 """
@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def last_line(text: str) -> str:

@@ -15,14 +15,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import _validation as V
-from .config import Config
-from .errors import ConfigError, ShapeError
-from .kernels import update as K
-from .kernels.rng import ziggurat_tables
+from .. import validation as V
+from ..config import Config
+from ..errors import ConfigError, ShapeError
+from ..kernels import update as K
+from ..kernels.rng import ziggurat_tables
 from .params import TileConfig
 from .periphery import analog_mvm
-from .rng import key_from_seedseq, make_seedseq
+from ..rng import key_from_seedseq, make_seedseq
 
 _PTYPE = {
     "stochastic_compressed": K.PULSE_STOCHASTIC,
@@ -398,7 +398,7 @@ def sample_trains(tile: AnalogTile, X, D, lr, t0=None, granularity=None, update=
 
     Returns a list of ``(x_bits, d_bits)`` boolean arrays of shape (in_size, BL) and (out_size, BL).
     """
-    from .kernels.rng import sub_key_py as sub_key
+    from ..kernels.rng import sub_key_py as sub_key
 
     up = tile.config.update if update is None else update
     g = tile.granularity if granularity is None else granularity

@@ -15,7 +15,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from .errors import ConfigError, FormatError
+from ..errors import ConfigError, FormatError
 from .store import LS_LAYER, open_results, read_runs
 
 KINDS = ("convergence-vs-asymmetry", "loss", "weights", "pulses")
@@ -88,8 +88,8 @@ def predicted_floor_shape(tau, w_star_inf: float, sigma: float) -> np.ndarray:
 
 def _task_constants(config: dict) -> tuple[float, float]:
     """``|W*|_inf`` and the gradient-noise std of a run's least-squares task."""
-    from .config import Config
-    from .tasks import LeastSquares
+    from ..config import Config
+    from ..least_squares.task import LeastSquares
 
     spec = Config.from_dict(config["task"])
     return float(np.abs(LeastSquares(spec).W_star).max()), float(spec.noise_std)

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _validation as V
-from .config import Config
-from .errors import ConfigError, ShapeError
+from .. import validation as V
+from ..config import Config
+from ..errors import ConfigError, ShapeError
 from .onesided import make_array
 from .params import IOParameters, UpdateParameters
 from .periphery import read_columns
-from .rng import key_from_seedseq, make_seedseq
-from .tile import TileBase, check_state
+from ..rng import key_from_seedseq, make_seedseq
+from .analog import TileBase, check_state
 
 
 def _default_unit_device():
@@ -106,7 +106,7 @@ class TransferCompound(TransferParams):
     ----------
     device_a, device_c : PulsedDevice or OneSidedUnitCell
         Devices of the fast array A (gradient accumulation) and of the slow array C (the weights); a
-        :class:`~crossbar_sim.onesided.OneSidedUnitCell` makes that array a one-sided pair with refresh (PCM).
+        :class:`~crossbar_sim.tiles.onesided.OneSidedUnitCell` makes that array a one-sided pair with refresh (PCM).
     """
 
     device_a: Config = field(default_factory=_default_unit_device)

@@ -12,7 +12,7 @@ samples, median of 3 interleaved runs: the twin is slow), the ratio of pulse-by-
 forward / backward MVM time (perfect and default periphery) against plain float32 ``x @ W.T`` / ``d @ W`` on
 one BLAS thread.
 
-Run ``crossbar-sim bench`` or ``python -m crossbar_sim.bench``.
+Run ``crossbar-sim bench`` or ``python -m crossbar_sim.bench.tiles``.
 """
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .kernels import reference as R
-from .kernels import update as K
-from .params import TileConfig
-from .tile import AnalogTile, set_num_threads, zig_tables
+from ..kernels import reference as R
+from ..kernels import update as K
+from ..tiles.params import TileConfig
+from ..tiles.analog import AnalogTile, set_num_threads, zig_tables
 
 
 def reference_device():
@@ -201,7 +201,7 @@ _AIHWKIT_TILE_KEYS = ("tool", "size", "batch", "ns_per_device_sample", "forward_
 
 
 def run_aihwkit_tile(python, size: int, batch: int, threads: int = 1, repeat: int = 5, runner=None) -> dict:
-    """aihwkit's update and forward timings on the reference workload (``crossbar_sim/aihwkit_tile.py`` run by
+    """aihwkit's update and forward timings on the reference workload (``crossbar_sim/bench/aihwkit_tile.py`` run by
     interpreter ``python``, which must have aihwkit); one-line errors."""
     import subprocess
 
@@ -277,7 +277,7 @@ def format_row(r: dict) -> str:
 
 
 def main(argv=None):  # pragma: no cover - thin wrapper
-    from .cli import main as cli_main
+    from ..cli import main as cli_main
 
     return cli_main(["bench", *(argv or [])])
 

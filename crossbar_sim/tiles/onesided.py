@@ -5,8 +5,8 @@ in one direction (SET, potentiation); a RESET is abrupt. aihwkit therefore uses 
 (``PCMPresetUnitCell``, a ``OneSidedUnitCell``): every weight is ``g_plus - g_minus``, a positive weight
 change potentiates ``g_plus``, a negative one potentiates ``g_minus``, and since both devices only climb, a
 periodic *refresh* resets saturated pairs and re-writes their weight. This module is :class:`OneSidedUnitCell`
-(the config) and :class:`OneSidedTile` (the tile; same interface as :class:`~crossbar_sim.tile.AnalogTile`
-and :class:`~crossbar_sim.compound.TikiTakaTile`).
+(the config) and :class:`OneSidedTile` (the tile; same interface as :class:`~crossbar_sim.tiles.analog.AnalogTile`
+and :class:`~crossbar_sim.tiles.tiki_taka.TikiTakaTile`).
 
 The rules of aihwkit 1.1.0 we follow (``configs/compounds.py`` ``OneSidedUnitCell``,
 ``presets/compounds.py`` ``PCMPresetUnitCell``, ``src/rpucuda/rpu_onesided_device.cpp``, read, not copied):
@@ -67,7 +67,7 @@ Where we differ on purpose:
   divides by it) and ``0 <= refresh_lower_thres <= refresh_upper_thres``.
 
 >>> import numpy as np
->>> from crossbar_sim.onesided import OneSidedTile, OneSidedTileConfig, OneSidedUnitCell
+>>> from crossbar_sim.tiles.onesided import OneSidedTile, OneSidedTileConfig, OneSidedUnitCell
 >>> tile = OneSidedTile(3, 4, OneSidedTileConfig(device=OneSidedUnitCell(refresh_every=1)), seed=0)
 >>> tile.set_weights(np.full((3, 4), -0.25))
 >>> float(tile.tiles["g_minus"].read_weights().max()), float(tile.tiles["g_plus"].read_weights().max())
@@ -80,14 +80,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _validation as V
-from .config import Config
-from .errors import ConfigError, ShapeError
-from .kernels import update as K
+from .. import validation as V
+from ..config import Config
+from ..errors import ConfigError, ShapeError
+from ..kernels import update as K
 from .params import IOParameters, TileConfig, UpdateParameters
 from .periphery import read_columns
-from .rng import key_from_seedseq, make_seedseq
-from .tile import AnalogTile, TileBase, check_state
+from ..rng import key_from_seedseq, make_seedseq
+from .analog import AnalogTile, TileBase, check_state
 
 #: update types that do not go through pulse trains (the one-sided split is then done on the outer product)
 NON_PULSED = ("expected", "none", "none_with_device")
@@ -263,7 +263,7 @@ _SUMMED = ("n_pulses", "n_pulses_up", "n_pulses_down")
 class OneSidedTile(TileBase):
     """A ``out_size x in_size`` array of one-sided device pairs ``w = g_plus - g_minus`` with refresh.
 
-    Same interface as :class:`~crossbar_sim.tile.AnalogTile` (and usable as A or C of a Tiki-Taka tile).
+    Same interface as :class:`~crossbar_sim.tiles.analog.AnalogTile` (and usable as A or C of a Tiki-Taka tile).
     See the module docstring for the rules.
 
     Parameters
@@ -274,7 +274,7 @@ class OneSidedTile(TileBase):
         Construction seed; both arrays' device-to-device variation and every random stream (pulse trains,
         refresh reads and writes, resets, periphery) are spawned from it.
     threads : int or None
-        As for :class:`~crossbar_sim.tile.AnalogTile`.
+        As for :class:`~crossbar_sim.tiles.analog.AnalogTile`.
 
     Attributes
     ----------

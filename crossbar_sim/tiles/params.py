@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ._validation import check_bool, check_choice, check_float, check_int
-from .config import Config
-from .errors import ConfigError
+from ..validation import check_bool, check_choice, check_float, check_int
+from ..config import Config
+from ..errors import ConfigError
 
 PULSE_TYPES = ("stochastic_compressed", "mean_count", "deterministic_implicit", "expected", "none",
                "none_with_device")

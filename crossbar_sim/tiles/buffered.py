@@ -38,13 +38,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _validation as V
-from .compound import CompoundTileConfig, TikiTakaTile, TransferCompound
-from .errors import ConfigError
+from .. import validation as V
+from .tiki_taka import CompoundTileConfig, TikiTakaTile, TransferCompound
+from ..errors import ConfigError
 from .params import UpdateParameters
 from .periphery import read_columns
-from .rng import make_seedseq
-from .tile import zig_tables
+from ..rng import make_seedseq
+from .analog import zig_tables
 
 
 def _bl1_update():
@@ -55,7 +55,7 @@ def _bl1_update():
 class BufferedTransfer(TransferCompound):
     """Tiki-Taka v2 (aihwkit ``BufferedTransferCompound``): digital buffer, threshold transfer of whole pulses.
 
-    Parameters (besides :class:`~crossbar_sim.compound.TransferCompound`)
+    Parameters (besides :class:`~crossbar_sim.tiles.tiki_taka.TransferCompound`)
     ----------
     thres_scale : float
         Buffer threshold in units of C's weight granularity.
@@ -152,7 +152,7 @@ class DynamicTransfer(ChoppedTransfer):
 class BufferedTransferTile(TikiTakaTile):
     """A Tiki-Taka v2 / chopped TTv2 / AGAD tile: A, C, the digital buffer H and the choppers.
 
-    Same interface as :class:`~crossbar_sim.compound.TikiTakaTile` (``config.device`` is a
+    Same interface as :class:`~crossbar_sim.tiles.tiki_taka.TikiTakaTile` (``config.device`` is a
     :class:`BufferedTransfer`, :class:`ChoppedTransfer` or :class:`DynamicTransfer`). ``arrays()`` returns A,
     C, H (and AGAD's running and past means) for dumps.
     """
@@ -373,7 +373,7 @@ class BufferedTransferTile(TikiTakaTile):
 
 def with_transfer_params(cls, params, device_a, device_c=None, **kw):
     """``cls`` (a BufferedTransfer subclass) with the v1 hyper-parameters of ``params`` and the given devices."""
-    from .compound import TransferParams
+    from .tiki_taka import TransferParams
 
     base = {f.name: getattr(params, f.name) for f in dataclasses.fields(TransferParams)}
     base.update(kw)

@@ -4,7 +4,7 @@ A standalone script for a *separate* interpreter that has IBM aihwkit (written a
 standard library, numpy, torch and aihwkit, never ``crossbar_sim`` (``crossbar-sim bench --aihwkit-python PATH``
 runs it as a file with that interpreter). aihwkit is not a dependency of crossbar-sim.
 
-The workload is :mod:`crossbar_sim.bench`'s, in aihwkit names: ``SoftBoundsDevice(w_max=0.8, w_min=-0.8,
+The workload is :mod:`crossbar_sim.bench.tiles`'s, in aihwkit names: ``SoftBoundsDevice(w_max=0.8, w_min=-0.8,
 dw_min=0.001)`` with aihwkit's default variations, ``SingleRPUConfig`` with ``desired_bl`` 31,
 ``update_bl_management`` and ``update_management`` on, learning rate 0.05, ``x, d ~ N(0, 0.5^2)``, weights
 uniform in +-0.2; the forward pass with aihwkit's default periphery against a float32 ``x @ W.T`` in torch on the
@@ -13,7 +13,7 @@ same thread. Timings are medians of ``--repeat`` runs; torch uses one thread (``
 Output: one JSON line (``"tool": "aihwkit"``) with ``update_ms_per_sample``, ``ns_per_device_sample``,
 ``forward_ms``, ``matmul_ms``.
 
-    python crossbar_sim/aihwkit_tile.py --size 512 --batch 64
+    python crossbar_sim/bench/aihwkit_tile.py --size 512 --batch 64
 """
 from __future__ import annotations
 

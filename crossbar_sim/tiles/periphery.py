@@ -1,6 +1,6 @@
 """Forward and backward matrix-vector multiplies through the periphery of a tile (SPEC section 2).
 
-:func:`analog_mvm` runs the pipeline of :class:`~crossbar_sim.params.IOParameters` around a dense float32
+:func:`analog_mvm` runs the pipeline of :class:`~crossbar_sim.tiles.params.IOParameters` around a dense float32
 product done by BLAS, with two kernel calls per pass: :func:`kernels.mvm.mvm_prepare` (noise management, bound-management
 scaling, DAC), ``Xq @ W.T`` (NumPy's BLAS), :func:`kernels.mvm.mvm_finish` (noise, ADC, output bound,
 rescale); the rows whose outputs saturated are repeated while ``2^r`` is at most
@@ -14,8 +14,8 @@ import threading
 
 import numpy as np
 
-from ._validation import check_finite_array
-from .kernels import mvm as KM
+from ..validation import check_finite_array
+from ..kernels import mvm as KM
 from .params import IOParameters
 
 _NM = {"none": KM.NM_NONE, "abs_max": KM.NM_ABS_MAX, "constant": KM.NM_CONSTANT}
