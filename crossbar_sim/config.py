@@ -146,8 +146,16 @@ def config_from_dict(data: dict) -> Config:
     return Config.from_dict(data)
 
 
-def _coerce(value, current, key):
-    """Coerce an override ``value`` (often a string from the CLI) to the type of ``current``."""
+def _coerce(value, current, key, strict: bool = False):
+    """Coerce an override ``value`` to the type of ``current``. Strings are parsed as numbers or booleans
+    unless ``strict`` (a spec's values are typed: ``steps = "300"`` is an error there)."""
+    if strict and isinstance(value, str) and not isinstance(current, str) and current is not None:
+        kind = ("a bool (true/false)" if isinstance(current, bool) else "an int" if isinstance(current, int)
+                else "a float" if isinstance(current, float) else "a list" if isinstance(current, tuple)
+                else f"a {type(current).__name__}")
+        raise ConfigError(f"'{key}' expects {kind}, not the string {value!r} (write it without quotes).")
+    if strict and isinstance(current, str) and not isinstance(value, str):
+        raise ConfigError(f"'{key}' expects a string. Got {value!r}.")
     if isinstance(current, bool):
         if isinstance(value, bool):
             return value
@@ -203,22 +211,74 @@ def _coerce(value, current, key):
     raise ConfigError(f"Override '{key}' cannot be set from the command line (type {type(current).__name__}).")
 
 
-def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+def apply_overrides(cfg: Config, overrides: dict[str, Any], strict: bool = False) -> Config:
     """Apply dotted overrides (``{"device.dw_min": "1e-3"}``) to a config, returning a new one.
 
     A key naming a nested config by its type (``{"device": "ConstantStepDevice"}``) swaps that config for
     the default of the named type. Unknown keys and values of the wrong type raise :class:`ConfigError`.
+    ``strict``: values are already typed (a spec, or :func:`parse_value` output); a string where a number or a
+    boolean belongs is an error instead of being parsed.
     """
     for key, value in overrides.items():
-        cfg = _apply_one(cfg, key.split("."), value, key)
+        cfg = _apply_one(cfg, key.split("."), value, key, strict)
     return cfg
 
 
-def _apply_one(cfg: Config, path: list[str], value, full_key):
+# ---------------------------------------------------------------------------------------------- KEY=VALUE
+def parse_value(text: str):
+    """The value of a command-line ``KEY=VALUE`` (``--set``, ``--where``, ``--lr``, ``--energy``; one parser for
+    all): JSON if it parses (numbers, lists, ``true``/``false``/``null``, ``"quoted strings"``), ``True``/``False``
+    in any case, else the text itself as a string."""
+    text = text.strip()
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, ValueError):
+        low = text.lower()
+        if low in ("true", "false"):
+            return low == "true"
+        return text
+
+
+def parse_assignments(items, option: str = "--set") -> dict[str, Any]:
+    """``["a.b=1", "c=x"]`` -> ``{"a.b": 1, "c": "x"}`` (values by :func:`parse_value`); a malformed item is one
+    :class:`ConfigError` naming ``option``."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = str(item).partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"{option} expects KEY=VALUE (e.g. {option} device.dw_min=1e-3). Got {item!r}.")
+        out[key] = parse_value(text)
+    return out
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """A nested dict as dotted keys: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def set_path(d: dict, dotted: str, value) -> None:
+    """``d["a"]["b"] = value`` for ``dotted = "a.b"`` (creating the tables on the way); :class:`ConfigError`
+    when a part of the path is a value, not a table."""
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        d = d.setdefault(p, {})
+        if not isinstance(d, dict):
+            raise ConfigError(f"Cannot set {dotted}: {p} is a value, not a table.")
+    d[parts[-1]] = value
+
+
+def _apply_one(cfg: Config, path: list[str], value, full_key, strict: bool = False):
     names = {f.name for f in dataclasses.fields(cfg)}
     head = path[0]
     if head not in names and cfg._delegated({head}):
-        return cfg.replace(**{cfg._delegate: _apply_one(getattr(cfg, cfg._delegate), path, value, full_key)})
+        return cfg.replace(**{cfg._delegate: _apply_one(getattr(cfg, cfg._delegate), path, value, full_key, strict)})
     if head not in names:
         raise ConfigError(
             f"Unknown key '{full_key}': {type(cfg).__name__} has no parameter '{head}'; "
@@ -239,8 +299,8 @@ def _apply_one(cfg: Config, path: list[str], value, full_key):
                     f"Got {value!r}."
                 )
         else:
-            new = _coerce(value, current, full_key)
+            new = _coerce(value, current, full_key, strict)
         return cfg.replace(**{head: new})
     if not isinstance(current, Config):
         raise ConfigError(f"Unknown key '{full_key}': '{head}' of {type(cfg).__name__} has no sub-parameters.")
-    return cfg.replace(**{head: _apply_one(current, path[1:], value, full_key)})
+    return cfg.replace(**{head: _apply_one(current, path[1:], value, full_key, strict)})

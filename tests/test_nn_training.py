@@ -10,9 +10,10 @@ import pytest
 from crossbar_sim.cli import main as cli_main
 from crossbar_sim.datasets import DATASETS, cache_file
 from crossbar_sim.errors import ConfigError, DivergenceError
-from crossbar_sim.nn import NetConfig, NetTrainer, lr_at, step_lr, train_network
-from crossbar_sim.nn.store import RunWriter, read_run
-from crossbar_sim.nn.training import METRIC_UNITS
+from crossbar_sim.engine import kinds as engine_kinds
+from crossbar_sim.engine.kinds import KINDS, RunContext
+from crossbar_sim.engine.store import FORMAT_VERSION, h5file, open_results, read_runs, run_metrics, write_record
+from crossbar_sim.nn import NetConfig, NetTrainer, lr_at, step_lr
 from crossbar_sim.tiles.params import IOParameters, UpdateParameters
 
 PERFECT = IOParameters(is_perfect=True)
@@ -95,6 +96,27 @@ def test_every_algorithm_runs_pulsed_on_conv_layers(mnist_small, algorithm):
     assert fast0.counters["n_updates"] == 8 * 24 * 24
 
 
+def run_network(tmp_path, cfg, seed, data, name="run.h5"):
+    """One network run through the engine's network kind, written by the store as a sweep would."""
+    engine_kinds._DATA_CACHE[cfg.dataset] = data
+    try:
+        rec = KINDS["network"].run(cfg, seed, RunContext("r", "network", cfg.to_json(), seed))
+    finally:
+        engine_kinds._DATA_CACHE.pop(cfg.dataset, None)
+    out = str(tmp_path / name)
+    with h5file(out, "w") as f:
+        f.attrs["format"], f.attrs["format_version"] = "crossbar-sim", FORMAT_VERSION
+        write_record(f.create_group("runs"), "r", rec, {"seed": 0}, 0)
+    return out, rec
+
+
+def read_run(path, run_id=None):
+    with open_results(path) as f:
+        rows = {r["run_id"]: r for r in read_runs(f)}
+        rid = run_id or sorted(rows)[0]
+        return dict(rows[rid], metrics=run_metrics(f, rid))
+
+
 def test_divergence_keeps_the_record(tmp_path, monkeypatch, mnist_small=None):
     """A NaN loss stops the run with a clear message; the HDF5 record up to the last finished epoch stays."""
     from crossbar_sim.nn import functional as F
@@ -114,10 +136,9 @@ def test_divergence_keeps_the_record(tmp_path, monkeypatch, mnist_small=None):
 
     monkeypatch.setattr("crossbar_sim.nn.training.F.nll_loss", flaky)
     cfg = _cfg(algorithm="analog_sgd", batch_size=10, epochs=3)
-    out = tmp_path / "div.h5"
-    w = RunWriter(out, "r", {"net": cfg.to_dict()}, 0, METRIC_UNITS)
-    with pytest.raises(DivergenceError, match="the loss became nan in epoch 2 .* record up to epoch 1 is kept"):
-        train_network(cfg, 0, data=data, writer=w)
+    out, rec = run_network(tmp_path, cfg, 0, data)
+    assert rec.status == "diverged"
+    assert "the loss became nan in epoch 2" in rec.error and "record up to epoch 1 is kept" in rec.error
     r = read_run(out)
     assert r["status"] == "diverged" and "loss became nan" in r["error"]
     assert list(r["metrics"]["steps"]) == [0, 1]
@@ -131,28 +152,28 @@ def test_divergence_keeps_the_record(tmp_path, monkeypatch, mnist_small=None):
 @needs_mnist
 def test_hdf5_record_has_every_array_of_every_tile(tmp_path, mnist_small):
     cfg = _cfg(algorithm="ttv2", batch_size=8, n_train=16, n_test=16, epochs=2, snapshot_every=1)
-    out = tmp_path / "run.h5"
-    w = RunWriter(out, "ttv2", {"net": cfg.to_dict()}, 1, METRIC_UNITS)
-    tr = train_network(cfg, 1, data=mnist_small, writer=w)
+    out, rec = run_network(tmp_path, cfg, 1, mnist_small)
     r = read_run(out)
     assert r["status"] == "complete" and list(r["metrics"]["steps"]) == [0, 1, 2]
-    np.testing.assert_allclose(r["metrics"]["test_acc"], tr.history["test_acc"])
-    assert r["snapshots"]["layer0"] == {f"tile{i}_0/{a}": [0, 1, 2] for i in (0, 1) for a in ("A", "C", "H")}
-    assert r["snapshots"]["layer4"] == {a: [0, 1, 2] for a in ("A", "C", "H")}
+    np.testing.assert_allclose(r["metrics"]["test_acc"], rec.metrics["test_acc"])
+    assert r["final_test_acc"] == rec.metrics["test_acc"][-1]
     with h5py.File(out) as f:
-        g = f["runs/ttv2"]
-        assert json.loads(g.attrs["config"])["net"]["algorithm"] == "ttv2"
+        g = f["runs/r"]
+        assert json.loads(g.attrs["config"])["net"]["algorithm"] == "ttv2" and g.attrs["kind"] == "network"
         for arr in ("A", "C", "H"):  # the 784-input layer on two 392-input tiles (aihwkit's mapping)
             for part in ("tile0_0", "tile1_0"):
+                assert sorted(g[f"tiles/layer0/{part}/{arr}/snapshots"], key=int) == ["0", "1", "2"]
                 assert g[f"tiles/layer0/{part}/{arr}/snapshots/2/weights"].shape == (256, 392)
             assert g[f"tiles/layer2/{arr}/snapshots/2/weights"].shape == (128, 256)
         assert g["tiles/layer4/C/device/max_bound"].shape == (10, 128)
         assert g["tiles/layer4/A/counters/n_pulses"][()] > 0
-        assert g["metrics/test_acc"].attrs["units"].startswith("fraction")
-        scales = [float(l.alpha.value.min()) for l in tr.model.weight_layers().values()]
-        assert g["metrics/out_scale_last"][-1] == pytest.approx(scales[-1])  # the learnable output scales
-        assert g["metrics/out_scale_min"][-1] == pytest.approx(min(scales)) and scales[-1] != 1.0  # (trained)
-        assert f.attrs["format"] == "crossbar-sim" and f.attrs["format_version"] == 1
+        assert g["tiles/layer0"].attrs["kind"] == "TileArray" and "state" in g["tiles/layer0/tile1_0"]
+        assert g["metrics/test_acc"].attrs["units"] == "1"
+        assert g["metrics/test_acc"].attrs["description"].startswith("fraction")
+        assert g["metrics/test_acc"].dims[0][0].name == g["metrics/steps"].name  # an epoch axis (dimension scale)
+        assert g["metrics/steps"].attrs["axis"] == "epoch" and "epoch_time_s" in g["timing"]
+        assert g["metrics/out_scale_last"][-1] != 1.0  # the learnable output scales were trained
+        assert f.attrs["format"] == "crossbar-sim"
 
 
 def test_schedules_are_pure_functions():
@@ -173,10 +194,17 @@ def test_paper_experiment_configs():
     assert type(dev).__name__ == "SoftBoundsReferenceDevice" and c.learn_out_scaling and c.digital_bias
     d = P.paper_config("cnn", "digital_sgd", 0.6)
     assert (d.lr, d.batch_size) == (0.1, 8)
-    pts = P.points(epochs=2, models=("fcn",))
-    assert [p["run_id"] for p in pts] == ["fcn_analog_sgd_tau0.78_seed0", "fcn_analog_sgd_tau0.7_seed0",
-                                          "fcn_tiki_taka_tau0.78_seed0", "fcn_tiki_taka_tau0.7_seed0",
-                                          "fcn_digital_sgd_seed0"]
+    from crossbar_sim.engine.spec import expand
+
+    sw = expand(P.SPEC)  # the experiment is an ordinary engine spec; its cells are the paper's configs
+    cells = {(c.model, c.algorithm, None if c.algorithm == "digital_sgd" else c.tau): c
+             for c in sw["configs"].values()}
+    assert sorted(cells, key=str) == sorted([("fcn", "analog_sgd", 0.78), ("fcn", "analog_sgd", 0.7),
+                                             ("fcn", "tiki_taka", 0.78), ("fcn", "tiki_taka", 0.7),
+                                             ("fcn", "digital_sgd", None), ("cnn", "analog_sgd", 0.6),
+                                             ("cnn", "tiki_taka", 0.6), ("cnn", "digital_sgd", None)], key=str)
+    for (model, alg, tau), c in cells.items():
+        assert c == P.paper_config(model, alg, tau if tau is not None else c.tau, 80)
 
 
 def test_net_config_errors():
@@ -206,13 +234,16 @@ def test_train_cli_end_to_end(tmp_path, capsys):
     assert rc == 0
     r = read_run(out)
     assert r["status"] == "complete" and r["config"]["net"]["forward"]["out_noise"] == 0.0
-    assert "test_acc" in capsys.readouterr().out
+    assert "test acc" in capsys.readouterr().out
+    assert cli_main(["train", "--algorithm", "chopped_ttv2", "--epochs", "1", "--n-train", "20", "--n-test", "10",
+                     "--no-progress", "--out", str(out), "--set", "forward.out_noise=0.0"]) == 2  # never replaced
+    assert "already exists; pass --resume" in capsys.readouterr().err
 
 
 def test_train_cli_bad_override(capsys):
     rc = cli_main(["train", "--set", "update.no_such=1", "--out", "/nonexistent/x.h5"])
     assert rc == 2
-    assert "Unknown key 'update.no_such'" in capsys.readouterr().err
+    assert "update.no_such" in capsys.readouterr().err
 
 
 @needs_mnist
@@ -223,16 +254,21 @@ def test_train_cli_named_experiment_writes_every_run_and_the_table(tmp_path, cap
                    "--no-progress", "--out", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "fcn_tiki_taka_tau0.78_seed0" in text and "fcn_digital_sgd_seed0" in text
+    assert "algorithm=tiki_taka tau=0.78" in text and "algorithm=digital_sgd" in text
     assert "97.62" in text and "98.15" in text  # the paper's 80-epoch numbers beside ours
-    r = read_run(out, "fcn_tiki_taka_tau0.78_seed0")
+    with open_results(str(out)) as f:
+        rows = read_runs(f)
+    assert len(rows) == 2
+    r = read_run(out, next(x["run_id"] for x in rows if x["point"]["algorithm"] == "tiki_taka"))
     assert r["status"] == "complete" and r["config"]["net"]["transfer"]["fast_lr"] == 0.01
     assert r["config"]["net"]["n_train"] == 20 and list(r["metrics"]["steps"]) == [0, 1]  # before training, epoch 1
 
 
-def test_sweep_points_network_experiments_to_train(capsys):
-    assert cli_main(["sweep", "mnist_paper", "--dry-run"]) == 2
-    assert "crossbar-sim train --experiment mnist_paper" in capsys.readouterr().err
+def test_network_experiments_are_sweeps(capsys):
+    assert cli_main(["sweep", "mnist_paper", "--dry-run"]) == 0
+    assert "mnist_paper: 8 runs (network)" in capsys.readouterr().out
+    assert cli_main(["sweep", "mnist_asymmetry", "--dry-run", "--set", "axes.seed=[0]"]) == 0
+    assert "mnist_asymmetry: 26 runs (network)" in capsys.readouterr().out
 
 
 def test_train_cli_preset_names_the_device(capsys):
@@ -253,8 +289,8 @@ def test_train_cli_with_the_pcm_pair(tmp_path, capsys):
     assert r["status"] == "complete" and r["config"]["net"]["device"]["type"] == "OneSidedUnitCell"
     with h5py.File(out) as f:
         (g,) = f["runs"].values()
-        assert g.name.endswith("fcn_analog_sgd_PCM_seed0")
+        assert f["sweep"].attrs["name"] == "fcn_analog_sgd_PCM_seed0"
         for side in ("g_plus", "g_minus"):
             for arr in ("layer0/tile0_0/W", "layer0/tile1_0/W", "layer2/W"):
-                assert g[f"tiles/{arr}/{side}/counters/pulse_counts"][()][..., 1].sum() == 0
+                assert g[f"tiles/{arr}/{side}/pulse_counts"][()][..., 1].sum() == 0
                 assert g[f"tiles/{arr}/{side}/counters/n_pulses"][()] > 0

@@ -11,8 +11,10 @@ from _sweeputil import TINY_TOML, digest, write_spec
 from crossbar_sim.cli import main
 from crossbar_sim.device_models import asymmetric_linear_device
 from crossbar_sim.errors import FormatError
-from crossbar_sim.engine.store import (FORMAT_VERSION, SweepStore, error_floor, load_tile, open_results, read_tree,
-                                write_run, write_tree)
+from crossbar_sim.engine.kinds import error_floor
+from crossbar_sim.engine.record import RunRecord
+from crossbar_sim.engine.store import (FORMAT_VERSION, SweepStore, load_tile, open_results, read_tree, write_record,
+                                       write_tree)
 from crossbar_sim.engine.spec import expand, load_spec_file
 from crossbar_sim.least_squares.task import LeastSquaresTask
 from crossbar_sim.least_squares.training import METRIC_UNITS, TrainConfig, Trainer
@@ -43,7 +45,7 @@ def test_tree_round_trip(tmp_path):
 def test_layout_matches_design(tiny_file):
     with h5py.File(tiny_file, "r") as f:
         a = f.attrs
-        assert a["format"] == "crossbar-sim" and a["format_version"] == FORMAT_VERSION == 1
+        assert a["format"] == "crossbar-sim" and a["format_version"] == FORMAT_VERSION == 2
         assert a["package_version"] and a["created"] and json.loads(a["argv"])[1] == "sweep"
         s = f["sweep"]
         spec = json.loads(s.attrs["spec"])
@@ -57,8 +59,10 @@ def test_layout_matches_design(tiny_file):
             assert int(g.attrs["seed"]) == int(pts["run_seed"][pts["run_id"] == rid.encode()][0])
             m = g["metrics"]
             assert list(m["steps"][()]) == list(range(0, 31, 5))
-            for name, units in METRIC_UNITS.items():
-                assert m[name].shape == m["steps"].shape and m[name].attrs["units"] == units
+            for name, text in METRIC_UNITS.items():
+                assert m[name].shape == m["steps"].shape and m[name].attrs["units"] == "1"
+                assert m[name].attrs["description"] == text
+                assert m[name].dims[0][0].name == m["steps"].name  # attached to the step axis (a dimension scale)
             assert g.attrs["error_floor"] == pytest.approx(np.mean(m["loss"][()][m["steps"][()] >= 24]))
             layer = g["tiles/linear"]
             algo = json.loads(g.attrs["point"])["algorithm"]
@@ -91,9 +95,12 @@ def test_loaded_tile_continues_bit_identically(tmp_path, algorithm):
     tr = Trainer(task, TrainConfig(algorithm=algorithm, device=dev, steps=7, lr=0.2), seed=11)
     tr.run()
     path = tmp_path / "t.h5"
+    res = tr.result()
+    rec = RunRecord(kind="least_squares", config=res.config, seed=11, steps=res.steps, metrics=res.metrics,
+                    tiles={"linear": tr.model}, snapshots={"linear": res.snapshots})
     with h5py.File(path, "w") as f:
-        f.attrs["format"], f.attrs["format_version"] = "crossbar-sim", 1
-        write_run(f.create_group("runs"), "0000", tr.result(), {"tau": 0.8}, 0)
+        f.attrs["format"], f.attrs["format_version"] = "crossbar-sim", FORMAT_VERSION
+        write_record(f.create_group("runs"), "0000", rec, {"tau": 0.8}, 0)
     original = tr.model
     loaded = load_tile(str(path), "/runs/0000")
     assert type(loaded) is type(original)
@@ -158,10 +165,10 @@ def test_inspect_rejects_an_unknown_format_version(tmp_path, capsys, tiny_file):
     p = tmp_path / "v2.h5"
     shutil.copy(tiny_file, p)
     with h5py.File(p, "a") as f:
-        f.attrs["format_version"] = 2
+        f.attrs["format_version"] = 99
     rc, err = _inspect(capsys, p)
-    assert rc == 2 and len(err) == 1 and "format_version 2" in err[0] and "reads format_version 1" in err[0]
-    with pytest.raises(FormatError, match="format_version 2, which this crossbar-sim"):
+    assert rc == 2 and len(err) == 1 and "format_version 99" in err[0] and "reads format_version 1, 2" in err[0]
+    with pytest.raises(FormatError, match=r"format_version 99 \(written by crossbar-sim .*\); this crossbar-sim"):
         open_results(str(p))
 
 
@@ -190,7 +197,7 @@ def test_inspect_as_a_subprocess_prints_one_line(tmp_path):
 def test_inspect_shows_tree_runs_and_tile_statistics(tiny_file, capsys):
     assert main(["inspect", tiny_file]) == 0
     out = capsys.readouterr().out
-    assert "crossbar-sim format_version 1" in out and "12 of 12 runs finished" in out
+    assert "crossbar-sim format_version 2" in out and "12 of 12 runs finished" in out
     assert "points  dataset (12,)" in out and "0000/  complete" in out
     with h5py.File(tiny_file, "r") as f:
         tt = next(r for r, g in f["runs"].items() if "tiki_taka" in g.attrs["point"])
@@ -261,7 +268,7 @@ def test_interrupted_write_leaves_no_half_run(tmp_path):
     res = _results(sw, ["0000", "0001"])
     store.write("0000", res["0000"], sw["points"][0]["values"], 0)
     with h5py.File(out, "a") as f:  # what a kill between staging and the move leaves behind
-        write_run(f.require_group("_staging"), "0001", res["0001"], sw["points"][1]["values"], 1)
+        write_record(f.require_group("_staging"), "0001", res["0001"], sw["points"][1]["values"], 1)
         del f["_staging/0001/metrics"]
     assert SweepStore(out, sw, resume=True).done_ids() == ["0000"]
     with h5py.File(out, "r") as f:
@@ -275,7 +282,7 @@ def test_existing_file_needs_resume_or_overwrite_and_the_same_spec(tmp_path):
     with pytest.raises(FormatError, match="already exists; pass --resume"):
         SweepStore(out, sw)
     other = _tiny_sweep(tmp_path, seed=8)
-    with pytest.raises(FormatError, match=r"holds a different sweep.*seed: stored 7, now 8"):
+    with pytest.raises(FormatError, match=r"holds a different sweep: the sweep seed differs \(stored 7, now 8\)"):
         SweepStore(out, other, resume=True)
     SweepStore(out, other, overwrite=True)
     with h5py.File(out, "r") as f:

@@ -38,7 +38,7 @@ def test_sweep_writes_results_and_figure(tmp_path, capsys, tiny_clean):
     lines = [ln for ln in stdout.splitlines() if ln.startswith("[")]
     assert len(lines) == 12 and all(" floor " in ln and " final " in ln for ln in lines)  # one line per run
     assert "error floor (see the @error_floor_definition attribute" in stdout
-    png = tmp_path / "tiny.png"
+    png = tmp_path / "results_convergence_vs_asymmetry.png"  # the figure follows --out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not any(n.endswith(".tmp") or ".tmp-" in n for n in os.listdir(tmp_path))
     assert_same_runs(digest(str(out)), tiny_clean)

@@ -15,10 +15,17 @@ from collections import defaultdict
 
 import numpy as np
 
+from ..config import parse_assignments
 from ..errors import ConfigError, FormatError
-from .store import LS_LAYER, open_results, read_runs
+from .store import LS_LAYER, file_kind, open_results, read_runs
 
-KINDS = ("convergence-vs-asymmetry", "loss", "weights", "pulses")
+#: figures of least-squares sweeps
+LS_KINDS = ("convergence-vs-asymmetry", "loss", "weights", "pulses")
+#: figures of network sweeps (weights and pulses work on network runs too)
+NET_KINDS = ("accuracy-vs-tau", "accuracy-vs-epoch")
+#: figures of language-model sweeps
+LM_KINDS = ("lm-perplexity", "lm-memory", "lm-energy")
+KINDS = LS_KINDS + NET_KINDS + LM_KINDS
 
 ALGO_LABELS = {"analog_sgd": "Analog SGD", "tiki_taka": "Tiki-Taka", "ttv2": "Tiki-Taka v2",
                "chopped_ttv2": "chopped TTv2", "agad": "AGAD", "digital_sgd": "Digital SGD"}
@@ -28,22 +35,26 @@ ALGO_COLORS = {"analog_sgd": "#d62728", "tiki_taka": "#1f77b4", "ttv2": "#9467bd
 
 # ------------------------------------------------------------------------------------------ selection
 def parse_where(items) -> dict:
-    """``["algorithm=analog_sgd", "tau=0.6"]`` -> ``{"algorithm": "analog_sgd", "tau": 0.6}``."""
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"--where expects KEY=VALUE (e.g. algorithm=tiki_taka). Got {item!r}.")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
-    return out
+    """``["algorithm=analog_sgd", "tau=0.6"]`` -> ``{"algorithm": "analog_sgd", "tau": 0.6}`` (the one
+    KEY=VALUE parser, :func:`crossbar_sim.config.parse_assignments`)."""
+    return parse_assignments(items, "--where")
 
 
 def _run_value(run: dict, key: str):
     if key in run["point"]:
         return run["point"][key]
+    if key in run:
+        return run[key]
+    net = run["config"].get("net")
+    if isinstance(net, dict):
+        if key in net:
+            return net[key]
+        dev = net.get("device") or {}
+        if key == "tau":
+            return dev.get("w_max", net.get("tau"))
+        return dev.get(key)
+    if key in run["config"] and not isinstance(run["config"][key], dict):
+        return run["config"][key]
     train = run["config"].get("train", {})
     if key in train:
         return train[key]
@@ -197,27 +208,56 @@ def compute_loss_curves(f, where: dict | None = None, run_ids=None, group_seeds:
     return {"curves": curves}
 
 
-def _tile_runs(f, runs):
-    return [r for r in runs if r["status"] in ("complete", "diverged")
-            and "tiles" in f["runs"][r["run_id"]]
-            and f["runs"][r["run_id"]]["tiles"][LS_LAYER].attrs.get("kind") in ("AnalogTile", "OneSidedTile", "TikiTakaTile")]
+ANALOG_LAYER_KINDS = ("AnalogTile", "OneSidedTile", "TikiTakaTile", "BufferedTransferTile", "TileArray")
 
 
-def _pick_run(f, where, run_id) -> dict:
+def _analog_layers(g) -> list[str]:
+    """The analog layers of a run group (least squares: ``linear``; networks: their weight layers)."""
+    if "tiles" not in g:
+        return []
+    return [n for n, lg in g["tiles"].items() if lg.attrs.get("kind") in ANALOG_LAYER_KINDS]
+
+
+def _pick_run(f, where, run_id, layer: str | None = None) -> tuple[dict, str]:
+    """The run (and its layer) a weights/pulses figure shows; says which one it picked when several match."""
     runs = select_runs(read_runs(f), where, [run_id] if run_id else None)
-    runs = _tile_runs(f, runs)
+    runs = [r for r in runs if r["status"] in ("complete", "diverged") and _analog_layers(f["runs"][r["run_id"]])]
     if not runs:
-        raise FormatError("No finished analog run matches the selection (use --run ID or --where KEY=VALUE).")
-    return runs[0]
+        raise FormatError("No finished analog run matches the selection (use --run ID or --where KEY=VALUE; "
+                          "digital runs have no tiles).")
+    run = runs[0]
+    if len(runs) > 1:
+        import sys
+
+        print(f"plot: {len(runs)} runs match; showing run {run['run_id']} ({_fmt_point(run['point'])}); choose "
+              f"another with --run ID or more --where KEY=VALUE.", file=sys.stderr)
+    layers = _analog_layers(f["runs"][run["run_id"]])
+    if layer is None:
+        layer = LS_LAYER if LS_LAYER in layers else layers[0]
+    elif layer not in layers:
+        raise FormatError(f"Run {run['run_id']} has no analog layer {layer!r}; its analog layers: "
+                          f"{', '.join(layers)}.")
+    return run, layer
 
 
-def compute_weights(f, run_id: str | None = None, where: dict | None = None, step: int | None = None) -> dict:
+def _array_groups(layer_group, prefix: str = ""):
+    """(name, group) of every array below a layer group (the blocks of a TileArray as ``tile0_0/A``)."""
+    for name, g in layer_group.items():
+        if name in ("state", "counters") or not hasattr(g, "keys"):
+            continue
+        if g.attrs.get("kind") in ANALOG_LAYER_KINDS or g.attrs.get("kind") == "DigitalWeights":
+            yield from _array_groups(g, f"{prefix}{name}/")
+        else:
+            yield f"{prefix}{name}", g
+
+
+def compute_weights(f, run_id: str | None = None, where: dict | None = None, step: int | None = None,
+                    layer: str | None = None) -> dict:
     """Weights of every array of one run's tile at a snapshot step (default: the last), with device bounds."""
-    run = _pick_run(f, where, run_id)
-    layer = f["runs"][run["run_id"]]["tiles"][LS_LAYER]
+    run, layer = _pick_run(f, where, run_id, layer)
     arrays = []
-    for name, g in layer.items():
-        if name in ("state", "counters") or "snapshots" not in g:
+    for name, g in _array_groups(f["runs"][run["run_id"]]["tiles"][layer]):
+        if "snapshots" not in g or "device" not in g:
             continue
         snaps = sorted(int(s) for s in g["snapshots"])
         st = snaps[-1] if step is None else step
@@ -225,20 +265,19 @@ def compute_weights(f, run_id: str | None = None, where: dict | None = None, ste
             raise FormatError(f"Run {run['run_id']} has no snapshot at step {st}; snapshots: {snaps}.")
         arrays.append({"name": name, "step": st, "weights": g["snapshots"][str(st)]["weights"][()],
                        "w_lo": g["device"]["weight_min"][()], "w_hi": g["device"]["weight_max"][()]})
-    return {"run_id": run["run_id"], "point": run["point"], "arrays": arrays}
+    return {"run_id": run["run_id"], "point": run["point"], "arrays": arrays, "layer": layer}
 
 
-def compute_pulses(f, run_id: str | None = None, where: dict | None = None) -> dict:
+def compute_pulses(f, run_id: str | None = None, where: dict | None = None, layer: str | None = None) -> dict:
     """Per-device pulse counts (up + down, up, down) of every array of one run's tile."""
-    run = _pick_run(f, where, run_id)
-    layer = f["runs"][run["run_id"]]["tiles"][LS_LAYER]
+    run, layer = _pick_run(f, where, run_id, layer)
     arrays = []
-    for name, g in layer.items():
-        if name in ("state", "counters") or "pulse_counts" not in g:
+    for name, g in _array_groups(f["runs"][run["run_id"]]["tiles"][layer]):
+        if "pulse_counts" not in g:
             continue
         pc = g["pulse_counts"][()]
         arrays.append({"name": name, "up": pc[..., 0], "down": pc[..., 1], "total": pc.sum(axis=-1)})
-    return {"run_id": run["run_id"], "point": run["point"], "arrays": arrays}
+    return {"run_id": run["run_id"], "point": run["point"], "arrays": arrays, "layer": layer}
 
 
 # ------------------------------------------------------------------------------------------ draw
@@ -338,17 +377,86 @@ def _savefig(fig, out: str) -> None:
             os.remove(tmp)
 
 
+def figure_path(out_h5: str, kind: str, figures_dir: str | None = None) -> str:
+    """Where a sweep's figure goes: ``my.h5`` -> ``my_<kind>.png`` next to it (or in ``figures_dir``), so two
+    sweeps with different ``--out`` never overwrite each other's figures."""
+    stem = os.path.splitext(os.path.basename(out_h5))[0]
+    folder = figures_dir if figures_dir is not None else os.path.dirname(os.path.abspath(out_h5))
+    return os.path.join(folder, f"{stem}_{kind.replace('-', '_')}.png")
+
+
+SAVE_EXTENSIONS = (".png", ".pdf", ".svg")
+
+
+def check_figure_out(out: str) -> str:
+    """A figure path: an existing folder and a known extension, else one :class:`ConfigError` line."""
+    ext = os.path.splitext(out)[1].lower()
+    if ext not in SAVE_EXTENSIONS:
+        raise ConfigError(f"-o {out}: the extension must be one of {', '.join(SAVE_EXTENSIONS)}.")
+    d = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(d):
+        raise ConfigError(f"-o {out}: the folder {d} does not exist.")
+    if not os.access(d, os.W_OK):
+        raise ConfigError(f"-o {out}: the folder {d} is not writable.")
+    return out
+
+
+def _figure_of_records(kind: str, f):
+    """Network and language-model figures (drawn by their packages from records)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from .results import lm_records, net_records
+
+    name = f["sweep"].attrs.get("name", "") if "sweep" in f else ""
+    if kind in NET_KINDS:
+        from ..nn.report import plot_accuracy_vs_epoch, plot_accuracy_vs_tau
+
+        recs = net_records(f)
+        if not recs:
+            raise FormatError(f"{f.filename}: no finished network run to plot.")
+        fig = Figure(figsize=(6.4, 4.4))
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        if kind == "accuracy-vs-tau":
+            plot_accuracy_vs_tau(ax, recs)
+            ax.set_title(f"{name or 'network sweep'}: test accuracy against device asymmetry", fontsize=10)
+        else:
+            plot_accuracy_vs_epoch(ax, recs)
+            ax.set_title(f"{name or 'network sweep'}: test accuracy per epoch (mean over seeds)", fontsize=10)
+        return fig
+    from ..lowrank.plots import plot_energy_breakdown, plot_memory_vs_rank, plot_val_ppl
+
+    recs = lm_records(f, done_only=True)
+    if not recs:
+        raise FormatError(f"{f.filename}: no finished language-model run to plot.")
+    fig = Figure(figsize=(7.0, 4.6))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    {"lm-perplexity": plot_val_ppl, "lm-memory": plot_memory_vs_rank, "lm-energy": plot_energy_breakdown}[kind](
+        ax, recs)
+    return fig
+
+
 def make_figure(path: str, kind: str, out: str, where: dict | None = None, run_id: str | None = None,
-                metric: str = "error_floor", step: int | None = None) -> str:
+                metric: str = "error_floor", step: int | None = None, layer: str | None = None) -> str:
     """Draw figure ``kind`` from result file ``path`` into ``out`` (PNG, PDF, SVG by extension)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     if kind not in KINDS:
         raise ConfigError(f"Unknown plot kind {kind!r}; allowed: {', '.join(KINDS)}.")
+    check_figure_out(out)
     with open_results(path) as f:
         name = f["sweep"].attrs.get("name", "") if "sweep" in f else ""
-        if kind == "convergence-vs-asymmetry":
+        fk = file_kind(f)
+        if kind in ("convergence-vs-asymmetry", "loss") and fk != "least_squares":
+            from .results import require_kind
+
+            require_kind(f, "least_squares", what=f"--kind {kind}")
+        if kind in NET_KINDS + LM_KINDS:
+            fig = _figure_of_records(kind, f)
+        elif kind == "convergence-vs-asymmetry":
             data = compute_convergence_vs_asymmetry(f, metric=metric, where=where)
             fig = Figure(figsize=(5.6, 4.0))
             FigureCanvasAgg(fig)
@@ -361,19 +469,19 @@ def make_figure(path: str, kind: str, out: str, where: dict | None = None, run_i
             FigureCanvasAgg(fig)
             plot_loss(fig.add_subplot(), data)
         elif kind == "weights":
-            data = compute_weights(f, run_id=run_id, where=where, step=step)
+            data = compute_weights(f, run_id=run_id, where=where, step=step, layer=layer)
             fig = Figure(figsize=(4.2 * len(data["arrays"]), 3.4))
             FigureCanvasAgg(fig)
             for i, arr in enumerate(data["arrays"]):
                 plot_weights(fig.add_subplot(1, len(data["arrays"]), i + 1), arr)
-            fig.suptitle(f"run {data['run_id']}: {_fmt_point(data['point'])}", fontsize=9)
+            fig.suptitle(f"run {data['run_id']} layer {data['layer']}: {_fmt_point(data['point'])}", fontsize=9)
         else:
-            data = compute_pulses(f, run_id=run_id, where=where)
+            data = compute_pulses(f, run_id=run_id, where=where, layer=layer)
             fig = Figure(figsize=(4.6 * len(data["arrays"]), 3.4))
             FigureCanvasAgg(fig)
             for i, arr in enumerate(data["arrays"]):
                 plot_pulses(fig.add_subplot(1, len(data["arrays"]), i + 1), arr, fig=fig)
-            fig.suptitle(f"run {data['run_id']}: {_fmt_point(data['point'])}", fontsize=9)
+            fig.suptitle(f"run {data['run_id']} layer {data['layer']}: {_fmt_point(data['point'])}", fontsize=9)
     fig.tight_layout()
     _savefig(fig, out)
     return out

@@ -1,6 +1,8 @@
-"""Sweeps: an experiment spec -> one run config per sweep point -> runs on a pool or a Dask cluster -> HDF5.
+"""Experiments and sweep specs: a spec -> one validated run config per sweep point, each with its own seed.
 
-A spec is a dict (a named experiment's ``SPEC``, or a TOML file with the same structure)::
+A spec is a dict (a named experiment's ``SPEC``, or a TOML file with the same structure). Its ``kind`` says what a
+run trains (:mod:`crossbar_sim.engine.kinds`): ``least_squares`` (the default), ``network`` or ``lm``. A
+least-squares spec::
 
     name = "my_sweep"
     description = "what is swept and what the theory predicts"
@@ -29,63 +31,59 @@ A spec is a dict (a named experiment's ``SPEC``, or a TOML file with the same st
     algorithm = ["tiki_taka", "digital_sgd"]
 
 A ``[device]`` table may name a ``preset`` (``crossbar-sim devices`` lists them; or a device file written by
-``crossbar-sim fit-device``) instead of a ``model``; its
-other keys override the preset's parameters. Axis names: ``tau``; ``seed``; ``preset`` (a list of preset names,
-or ``"all"``); bare names of device parameters (``dw_min``, ``up_down``, ``dw_min_std`` ...),
-of :class:`~crossbar_sim.least_squares.training.TrainConfig` (``algorithm``, ``lr``, ``steps`` ...) or of the task
-(``noise_std``, ``in_size`` ...); or dotted paths ``device.<p>``, ``task.<p>``, ``train.<p>``,
-``transfer.<p>`` (Tiki-Taka), ``update.<p>`` (pulse scheme). Every point is built and validated before any
-run starts, so a bad spec fails at once, naming the offending key.
+``crossbar-sim fit-device``) instead of a ``model``; its other keys override the preset's parameters.
 
-Results do not depend on where a run executes: a run is a pure function of its config and its seed
-(:func:`run_point`), the parent process writes every result (:class:`~crossbar_sim.engine.store.SweepStore`).
+A network spec (``kind = "network"``) has a ``[net]`` table (:class:`~crossbar_sim.nn.training.NetConfig`:
+``dataset``, ``model``, ``algorithm``, ``epochs``, ``lr``, ``n_train``, nested ``[net.update]``,
+``[net.transfer]`` ...) and an optional ``[device]`` table (without one, the device is the paper's
+SoftBoundsReference with ``w_max = -w_min = tau`` and aihwkit's variations). A language-model spec
+(``kind = "lm"``) has ``[run]`` (:class:`~crossbar_sim.lowrank.train.LowRankRunConfig`), ``[optim.<method>]``
+and ``[lr]`` (peak learning rate per method); its axes are ``method``, ``rank``, ``backend``, ``seed`` and any run
+parameter.
+
+Axes of every kind: ``seed`` (a replicate label), ``tau``, ``preset`` (least squares and networks; a list of
+preset names or ``"all"``), bare parameter names of the kind's configs, or dotted paths (``device.<p>``,
+``train.<p>``, ``transfer.<p>``, ``update.<p>``, ``net.<p>``, ``run.<p>``, ...). Two axes that set the same
+parameter (``tau`` and ``device.w_max``) are an error naming both. ``seeding = "index"`` (least squares'
+default: run seeds spawned by point index) or ``"label"`` (networks' and the language model's default: the run seed
+comes from the sweep seed and the point's ``seed`` label, so every point with the same label shares its
+initial weights, data order and tile seeds: paired comparisons). ``[checkpoint]`` ``every`` (epochs of a network
+run, steps of a language-model run) and ``minutes`` (at least this often) set when a run saves its whole state.
+
+Every point is built and validated before any run starts, so a bad spec fails at once, naming the offending key.
 """
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
-import math
 import numbers
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from .. import device_models as _device_models  # noqa: F401 - registers the device configs for from_json
-from ..config import Config, apply_overrides
-from ..errors import ConfigError, FormatError
-from ..least_squares.task import LeastSquaresTask
-from ..least_squares.training import TrainConfig
+from ..config import parse_assignments, set_path
+from ..errors import ConfigError
+from .kinds import KINDS, Kind, get_kind, lm_run_seed, preset_device, preset_names
 
-TOP_LEVEL_KEYS = ("name", "description", "seed", "figures", "task", "device", "train", "axes", "cases",
-                  "floor_fraction")
-FIGURE_KINDS = ("convergence-vs-asymmetry", "loss", "weights", "pulses")
-
-
-@dataclass(frozen=True, repr=False)
-class RunConfig(Config):
-    """Everything one sweep point runs: the task and the training configuration (device included)."""
-
-    task: LeastSquaresTask = field(default_factory=LeastSquaresTask)
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-    def validate(self) -> None:
-        if not isinstance(self.task, LeastSquaresTask):
-            raise ConfigError(f"The 'task' parameter of RunConfig must be a LeastSquaresTask. Got {self.task!r}.")
-        if not isinstance(self.train, TrainConfig):
-            raise ConfigError(f"The 'train' parameter of RunConfig must be a TrainConfig. Got {self.train!r}.")
+GENERIC_KEYS = ("kind", "name", "description", "seed", "seeding", "figures", "axes", "cases", "checkpoint")
+#: checkpoint defaults: every epoch (networks) / every 100 steps (language model), and at least every 10 minutes
+CHECKPOINT_DEFAULTS = {"network": {"every": 1, "minutes": 10.0}, "lm": {"every": 100, "minutes": 10.0}}
+SEED_LIMIT = 2**63
 
 
 @dataclass
 class Experiment:
     """A named experiment: a spec plus what it shows. Registered under the entry-point group
-    ``crossbar_sim.experiments`` (``name = "package.module:EXPERIMENT"``)."""
+    ``crossbar_sim.experiments`` (``name = "package.module:EXPERIMENT"``). ``report(path) -> str``, if given,
+    is printed after the sweep (e.g. a table beside published numbers)."""
 
     name: str
     spec: dict
     description: str = ""
+    report: Callable[[str], str] | None = field(default=None, repr=False)
 
 
 # ------------------------------------------------------------------------------------------ experiments
@@ -106,28 +104,37 @@ def load_experiment(name: str) -> Experiment:
     obj = eps[name].load()
     if isinstance(obj, Experiment):
         return obj
-    if hasattr(obj, "EXPERIMENT"):
+    if isinstance(getattr(obj, "EXPERIMENT", None), Experiment):
         return obj.EXPERIMENT
     if isinstance(obj, dict):
         return Experiment(name=name, spec=obj)
-    kind = getattr(obj, "KIND", None)
-    if isinstance(kind, str):  # an experiment of another subcommand (e.g. KIND = "lowrank")
-        raise ConfigError(f"Experiment {name!r} is not a sweep; run it with `crossbar-sim {kind}`.")
-    if callable(getattr(obj, "run", None)) and callable(getattr(obj, "points", None)):  # e.g. mnist_paper
-        raise ConfigError(f"{name!r} is a network experiment, run by 'crossbar-sim train --experiment {name}' "
-                          f"(--epochs, --taus, --models, --algorithms, --seeds, --out; see crossbar-sim train --help).")
     raise ConfigError(f"Entry point {name!r} does not name an Experiment (got {type(obj).__name__}).")
 
 
 def load_spec_file(path: str) -> dict:
-    """Read a TOML spec file."""
+    """Read a TOML (or JSON, by the ``.json`` extension) spec file."""
     import tomllib
 
+    if path.endswith(".json"):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                spec = json.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"Cannot read the spec file {path}: {exc.strerror}.") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path} is not UTF-8 text; a JSON spec file is UTF-8.") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path} is not valid JSON: {exc}.") from None
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{path}: a spec is a JSON object (a table of keys). Got {type(spec).__name__}.")
+        return spec
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except OSError as exc:
         raise ConfigError(f"Cannot read the spec file {path}: {exc.strerror}.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}); a spec file is TOML in UTF-8.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}.") from None
 
@@ -135,7 +142,7 @@ def load_spec_file(path: str) -> dict:
 def resolve_spec(name_or_path: str | None, default: str = "convergence_vs_asymmetry") -> tuple[dict, str]:
     """A spec dict from an experiment name or a TOML path (None: the default experiment)."""
     target = name_or_path or default
-    if target.endswith(".toml") or os.path.sep in target or os.path.exists(target):
+    if target.endswith((".toml", ".json")) or os.path.sep in target or os.path.exists(target):
         spec = load_spec_file(target)
         spec.setdefault("name", os.path.splitext(os.path.basename(target))[0])
         return spec, target
@@ -147,182 +154,81 @@ def resolve_spec(name_or_path: str | None, default: str = "convergence_vs_asymme
     return spec, target
 
 
-# ------------------------------------------------------------------------------------------ overrides
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _parse_value(text: str):
-    """A ``--set`` value: JSON if it parses (numbers, lists, true/false), else the string itself."""
+def experiment_report(name_or_path: str | None, default: str = "convergence_vs_asymmetry"):
+    """The ``report`` callable of a named experiment (None for a spec file or an experiment without one)."""
+    target = name_or_path or default
+    if target.endswith((".toml", ".json")) or os.path.sep in target or os.path.exists(target):
+        return None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        low = text.strip().lower()
-        if low in ("true", "false"):
-            return low == "true"
-        return text
+        return load_experiment(target).report
+    except ConfigError:
+        return None
+
+
+# ------------------------------------------------------------------------------------------ overrides
+def _kind_of(spec: dict) -> Kind:
+    kind = spec.get("kind", "least_squares")
+    if not isinstance(kind, str):
+        raise ConfigError(f"'kind' must be one of {', '.join(KINDS)}. Got {kind!r}.")
+    return get_kind(kind)
 
 
 def apply_cli_overrides(spec: dict, sets: list[str]) -> dict:
     """Apply ``--set key=value`` strings to a spec dict (validated later by :func:`expand`).
 
-    ``device.<p>``, ``task.<p>``, ``train.<p>`` (dotted, nested allowed), bare parameter names (as for axes),
-    ``seed`` (the sweep seed), ``axes.<name>=[...]`` (replace or add an axis), ``name``.
+    Keys: a spec table's dotted key (``device.dw_min``, ``task.n_samples``, ``train.transfer.fast_lr``,
+    ``net.epochs``, ``run.steps``, ``optim.osd.rank``, ``lr.osd``), a bare parameter name of the kind (``dw_min``,
+    ``lr``, ``epochs``, ``steps``), ``seed`` (the sweep seed), ``name``, ``description``, ``axes.<name>=[...]``
+    (replace or add an axis), ``checkpoint.every``/``checkpoint.minutes``.
     """
     spec = json.loads(json.dumps(spec))
-    for item in sets:
-        if "=" not in item:
-            raise ConfigError(f"--set expects KEY=VALUE (e.g. device.dw_min=1e-3). Got {item!r}.")
-        key, text = item.split("=", 1)
-        key = key.strip()
-        value = _parse_value(text.strip())
-        if key in ("seed", "name", "description", "floor_fraction"):
+    kind = _kind_of(spec)
+    for key, value in parse_assignments(sets, "--set").items():
+        head, _, rest = key.partition(".")
+        if key in ("seed", "name", "description", "seeding", "floor_fraction"):
             spec[key] = value
-            continue
-        if key.startswith("axes."):
-            spec.setdefault("axes", {})[key[5:]] = value
-            continue
-        section, sub = _section_of(key)
-        if section is None:
-            raise ConfigError(_unknown_key_message(key, "--set"))
-        d = spec.setdefault(section, {})
-        parts = sub.split(".")
-        for p in parts[:-1]:
-            d = d.setdefault(p, {})
-        d[parts[-1]] = value
+        elif head == "axes" and rest:
+            spec.setdefault("axes", {})[rest] = value
+        elif head == "checkpoint" and rest:
+            set_path(spec.setdefault("checkpoint", {}), rest, value)
+        elif head in kind.sections and rest:
+            set_path(spec.setdefault(head, {}), rest, value)
+        else:
+            set_path(spec, _section_key(kind, key, spec), value)
     return spec
 
 
-def _field_names(cls) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}
+def _section_key(kind: Kind, key: str, spec: dict) -> str:
+    """Where a bare or dotted ``--set`` key goes in the spec's tables."""
+    paths = kind.key_paths(key, spec)
+    if not paths:
+        raise ConfigError(f"Unknown --set key {key!r}. {kind.keys_help(spec)}")
+    path = paths[0]
+    if key == "tau":
+        raise ConfigError("--set tau=...: tau is an axis; use --set 'axes.tau=[0.6]' (or set device.w_max and "
+                          "device.w_min).")
+    if kind.name == "least_squares":
+        head, _, rest = path.partition(".")
+        if head == "train" and rest.startswith("device."):
+            return "device." + rest[len("device."):]
+        return path
+    if kind.name == "network":
+        return path if path.startswith("device.") else f"net.{path}"
+    if path.startswith("optim."):  # lm: optim.<method>.<p> is its own table
+        return path
+    if path in ("method", "rank"):
+        raise ConfigError(f"--set {key}: '{key}' is an axis of language-model sweeps; use --set 'axes.{key}=[...]'.")
+    return f"run.{path}"
 
 
-def _device_field_names(spec_device: dict | None = None) -> set[str]:
-    from crossbar_sim.device_models import PulsedDevice, get_device_class
-
-    names = _field_names(PulsedDevice)
-    model = (spec_device or {}).get("model")
-    if model:
-        try:
-            names |= _field_names(get_device_class(model))
-        except ConfigError:
-            pass
-    return names
-
-
-def _section_of(key: str, spec_device: dict | None = None) -> tuple[str | None, str]:
-    """Map a user key to (section, dotted key inside it): section is device, task or train."""
-    head, _, rest = key.partition(".")
-    if head in ("device", "task", "train") and rest:
-        return head, rest
-    if head in ("transfer", "update", "forward", "backward") and rest:
-        return "train", key
-    if not rest:
-        if key in _device_field_names(spec_device) or key in ("model", "preset"):
-            return "device", key
-        if key in _field_names(TrainConfig) - {"device", "device_c"}:
-            return "train", key
-        if key in _field_names(LeastSquaresTask) - {"seed"}:
-            return "task", key
-    return None, key
-
-
-def _unknown_key_message(key: str, where: str) -> str:
-    dev = sorted(_device_field_names() | {"model"})
-    tr = sorted(_field_names(TrainConfig) - {"device", "device_c"})
-    ta = sorted(_field_names(LeastSquaresTask) - {"seed"})
-    return (f"Unknown {where} key {key!r}. Use tau, seed, a device parameter ({', '.join(dev)}), a training "
-            f"parameter ({', '.join(tr)}), a task parameter ({', '.join(ta)}), or a dotted path "
-            f"device.<p>, task.<p>, train.<p>, transfer.<p>, update.<p>.")
-
-
-# ------------------------------------------------------------------------------------------ building
-def _base_config(spec: dict) -> RunConfig:
-    from crossbar_sim.device_models import get_device_class
-
-    dev_spec = dict(spec.get("device") or {})
-    preset = dev_spec.pop("preset", None)
-    if preset is not None:
-        if "model" in dev_spec:
-            raise ConfigError("device: give either 'model' or 'preset', not both (a preset names its model).")
-        device = _preset_device(preset, "device.preset")
-    else:
-        model = dev_spec.pop("model", "SoftBoundsReference")
-        try:
-            cls = get_device_class(str(model))
-        except ConfigError as exc:
-            raise ConfigError(f"device.model: {exc}") from None
-        device = cls()
-    cfg = RunConfig(task=LeastSquaresTask(), train=TrainConfig(device=device))
-    overrides = {}
-    for k, v in _flatten(dev_spec).items():
-        overrides[f"train.device.{k}"] = (v, f"device.{k}")
-    for k, v in _flatten(dict(spec.get("task") or {})).items():
-        overrides[f"task.{k}"] = (v, f"task.{k}")
-    for k, v in _flatten(dict(spec.get("train") or {})).items():
-        if k.split(".")[0] in ("device", "device_c"):
-            raise ConfigError(f"train.{k}: set the device in the [device] table of the spec.")
-        overrides[f"train.{k}"] = (v, f"train.{k}")
-    return _apply(cfg, overrides)
-
-
-def _preset_device(name, where: str):
-    """The device config of preset ``name`` (:func:`crossbar_sim.device_models.get_preset`)."""
-    from crossbar_sim import device_models
-
-    getter = getattr(device_models, "get_preset", None)
-    if getter is None:
-        raise ConfigError(f"{where}: this installation has no device presets.")
-    if not isinstance(name, str):
-        raise ConfigError(f"{where}: a preset name (string) is expected. Got {name!r}; sweep presets with an axis.")
-    try:
-        if name.endswith(".json") or os.path.isfile(name):  # a device file (crossbar-sim fit-device -o FILE)
-            return device_models.load_device_file(name)
-        return getter(name)
-    except (ConfigError, FormatError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def _preset_names() -> list[str]:
-    from crossbar_sim import device_models
-
-    lister = getattr(device_models, "list_presets", None)
-    return list(lister()) if lister is not None else []
-
-
-def _apply(cfg: RunConfig, overrides: dict) -> RunConfig:
-    for path, (value, user_key) in overrides.items():
-        try:
-            cfg = apply_overrides(cfg, {path: value})
-        except ConfigError as exc:
-            raise ConfigError(f"{user_key}: {exc}") from None
-    return cfg
-
-
-def _axis_to_path(name: str, spec_device: dict | None) -> str:
-    section, sub = _section_of(name, spec_device)
-    if section is None:
-        raise ConfigError(_unknown_key_message(name, "axis"))
-    if section == "device":
-        if sub == "model":
-            raise ConfigError("axis 'model': sweeping the device model is not supported; run one sweep per model.")
-        return f"train.device.{sub}"
-    return f"{section}.{sub}"
-
-
-def _check_axis_values(name: str, values) -> list:
+# ------------------------------------------------------------------------------------------ axes
+def _check_axis_values(kind: Kind, name: str, values) -> list:
     if name in ("preset", "device.preset"):
         if values == "all":
-            values = _preset_names()
+            values = preset_names()
         values = values if isinstance(values, (list, tuple)) else [values]
         for v in values:
-            _preset_device(v, f"axis '{name}'")
+            preset_device(v, f"axis '{name}'")
     if not isinstance(values, (list, tuple)):
         values = [values]
     values = list(values)
@@ -342,46 +248,68 @@ def _check_axis_values(name: str, values) -> list:
         raise ConfigError(f"axis '{name}' mixes value types ({', '.join(sorted(kinds))}): {values!r}.")
     if len(set(map(repr, values))) != len(values):
         raise ConfigError(f"axis '{name}' repeats a value: {values!r}.")
-    if name == "tau":
-        for v in values:
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (float(v) > 0 and math.isfinite(v)):
-                raise ConfigError(f"axis 'tau' must hold floats in (0, inf) (w_max = -w_min = tau). Got {v!r}.")
-        values = [float(v) for v in values]
     if name == "seed":
         for v in values:
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
-                raise ConfigError(f"axis 'seed' must hold ints >= 0 (replicate labels). Got {v!r}.")
-    return values
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= v < SEED_LIMIT:
+                raise ConfigError(f"axis 'seed' must hold ints >= 0 and < 2**63 (replicate labels). Got {v!r}.")
+    return [kind.check_axis_value(name, v) for v in values]
 
 
-def _point_config(base: RunConfig, values: dict, spec_device: dict | None) -> RunConfig:
-    overrides = {}
-    for name, v in values.items():
-        if name in ("preset", "device.preset"):
-            # the preset's device, then the [device] table's parameters on top of it
-            dev = _preset_device(v, f"axis '{name}'")
-            extra = {k: x for k, x in _flatten(dict(spec_device or {})).items() if k not in ("model", "preset")}
-            for k, x in extra.items():
-                try:
-                    dev = apply_overrides(dev, {k: x})
-                except ConfigError as exc:
-                    raise ConfigError(f"device.{k} (on preset {v!r}): {exc}") from None
-            base = base.replace(train=base.train.replace(device=dev))
-    for name, v in values.items():
-        if name in ("seed", "preset", "device.preset"):
+def _axis_paths(kind: Kind, name: str, spec: dict) -> set[str]:
+    if name == "seed":
+        return {"<seed label>"}
+    paths = kind.key_paths(name, spec)
+    if paths is None:
+        raise ConfigError(f"Unknown axis key {name!r}. {kind.keys_help(spec)}")
+    return set(paths)
+
+
+def _check_conflicts(kind: Kind, names: list[str], spec: dict, where: str) -> None:
+    """Two axes of one point must not set the same parameter (``tau`` and ``device.w_max``)."""
+    seen: dict[str, str] = {}
+    for n in names:
+        if n in ("preset", "device.preset"):  # a preset is the base device the other axes refine
             continue
-        if name == "tau":
-            overrides["train.device.w_max"] = (v, "axis 'tau'")
-            overrides["train.device.w_min"] = (-v, "axis 'tau'")
-            continue
-        overrides[_axis_to_path(name, spec_device)] = (v, f"axis '{name}'")
-    return _apply(base, overrides)
+        for p in _axis_paths(kind, n, spec):
+            for q, other in seen.items():
+                if other != n and (p == q or p.startswith(q + ".") or q.startswith(p + ".")):
+                    raise ConfigError(f"{where}axes '{other}' and '{n}' both set {min(p, q, key=len)}; keep one of "
+                                      f"them.")
+            seen[p] = n
 
 
 def run_seeds(sweep_seed: int, n: int) -> list[int]:
-    """Run seeds: point ``i`` gets ``SeedSequence(sweep_seed).spawn(n)[i]``, as a 64-bit int."""
+    """Run seeds by point index: point ``i`` gets ``SeedSequence(sweep_seed).spawn(n)[i]``, as a 64-bit int."""
     children = np.random.SeedSequence(int(sweep_seed)).spawn(n)
     return [int(c.generate_state(1, np.uint64)[0]) for c in children]
+
+
+def _check_checkpoint(kind: Kind, table) -> dict:
+    out = dict(CHECKPOINT_DEFAULTS.get(kind.name, {"every": 1, "minutes": 10.0}))
+    if table is None:
+        return out
+    if not isinstance(table, dict):
+        raise ConfigError(f"'checkpoint' must be a table (every, minutes). Got {table!r}.")
+    for k, v in table.items():
+        if k == "every":
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise ConfigError(f"checkpoint.every must be an int >= 1. Got {v!r}.")
+            out[k] = int(v)
+        elif k == "minutes":
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0:
+                raise ConfigError(f"checkpoint.minutes must be a number > 0. Got {v!r}.")
+            out[k] = float(v)
+        else:
+            raise ConfigError(f"Unknown key checkpoint.{k}; use checkpoint.every and checkpoint.minutes.")
+    return out
+
+
+def _check_name(name) -> str:
+    if not isinstance(name, str):
+        raise ConfigError(f"The sweep 'name' must be a string. Got {name!r}.")
+    if "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
+        raise ConfigError(f"The sweep 'name' {name!r} must not contain '/' (it names the figure files).")
+    return name
 
 
 def expand(spec: dict) -> dict:
@@ -390,43 +318,58 @@ def expand(spec: dict) -> dict:
     Returns
     -------
     dict
-        ``{"spec", "name", "description", "seed", "axes": {name: [values]}, "points": [...],
-        "configs": {run_id: RunConfig}, "figures"}``; each point is ``{"run_id", "index", "seed", "values"}``.
+        ``{"kind", "spec", "name", "description", "seed", "seeding", "axes": {name: [values]}, "points": [...],
+        "configs": {run_id: config}, "resolved": {run_id: {"config": config dict, "seed": run seed}}, "figures",
+        "checkpoint", "attrs"}``; each
+        point is ``{"run_id", "index", "seed", "values"}``.
     """
     if not isinstance(spec, dict):
         raise ConfigError(f"A sweep spec must be a table/dict. Got {type(spec).__name__}.")
-    unknown = sorted(set(spec) - set(TOP_LEVEL_KEYS))
+    kind = _kind_of(spec)
+    allowed = GENERIC_KEYS + kind.sections
+    unknown = sorted(set(spec) - set(allowed))
     if unknown:
-        raise ConfigError(f"Unknown spec key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(TOP_LEVEL_KEYS)}.")
+        raise ConfigError(f"Unknown spec key(s) {', '.join(map(repr, unknown))} for a {kind.name} spec; allowed: "
+                          f"{', '.join(allowed)}.")
     seed = spec.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ConfigError(f"The sweep 'seed' must be an int >= 0. Got {seed!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < SEED_LIMIT:
+        raise ConfigError(f"The sweep 'seed' must be an int >= 0 and < 2**63. Got {seed!r}.")
+    seeding = spec.get("seeding", kind.seeding)
+    if seeding not in ("index", "label"):
+        raise ConfigError(f"'seeding' must be 'index' or 'label'. Got {seeding!r}.")
+    for key in ("name", "description"):
+        if key in spec and not isinstance(spec[key], str):
+            raise ConfigError(f"The sweep {key!r} must be a string. Got {spec[key]!r}.")
+    _check_name(spec.get("name", ""))
     ff = spec.get("floor_fraction", 0.2)
     if isinstance(ff, bool) or not isinstance(ff, numbers.Real) or not 0 < ff <= 1:
         raise ConfigError(f"'floor_fraction' must be a float in (0, 1]. Got {ff!r}.")
     figures = spec.get("figures", [])
     if isinstance(figures, str):
         figures = [figures]
+    if not isinstance(figures, list):
+        raise ConfigError(f"'figures' must be a list of figure kinds. Got {figures!r}.")
     for fig in figures:
-        if fig not in FIGURE_KINDS:
-            raise ConfigError(f"Unknown figure {fig!r} in 'figures'; allowed: {', '.join(FIGURE_KINDS)}.")
-    for sec in ("task", "device", "train", "axes"):
+        if fig not in kind.figures:
+            raise ConfigError(f"Unknown figure {fig!r} in 'figures' for a {kind.name} sweep; allowed: "
+                              f"{', '.join(kind.figures)}.")
+    for sec in tuple(s for s in kind.sections if s != "floor_fraction") + ("axes",):
         if sec in spec and not isinstance(spec[sec], dict):
             raise ConfigError(f"'{sec}' must be a table of parameters. Got {spec[sec]!r}.")
-    base = _base_config(spec)
-    spec_device = spec.get("device") or {}
+    checkpoint = _check_checkpoint(kind, spec.get("checkpoint"))
+    base = kind.base_config(spec)
 
-    axes = {name: _check_axis_values(name, vals) for name, vals in (spec.get("axes") or {}).items()}
+    axes = {name: _check_axis_values(kind, name, vals) for name, vals in (spec.get("axes") or {}).items()}
     cases = spec.get("cases") or [{}]
     if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
         raise ConfigError("'cases' must be a list of tables ([[cases]] in TOML).")
+    spec_device = spec.get("device") or {}
     if "model" in spec_device and any(n in ("preset", "device.preset") for n in
-                                      list(axes) + [k for c in (spec.get("cases") or []) if isinstance(c, dict)
-                                                    for k in c]):
+                                      list(axes) + [k for c in (spec.get("cases") or []) for k in c]):
         raise ConfigError("axis 'preset': remove 'model' from the [device] table (each preset names its model).")
     for name in axes:
-        if name not in ("tau", "seed", "preset", "device.preset"):
-            _axis_to_path(name, spec_device)
+        _axis_paths(kind, name, spec)
+    _check_conflicts(kind, list(axes), spec, "")
     all_axes: dict[str, list] = {k: list(v) for k, v in axes.items()}
     combos: list[dict] = []
     for ci, case in enumerate(cases):
@@ -434,39 +377,53 @@ def expand(spec: dict) -> dict:
         for name, vals in case.items():
             if name in axes:
                 raise ConfigError(f"cases[{ci}]: '{name}' is already a global axis; set it in one place only.")
-            if name not in ("tau", "seed", "preset", "device.preset"):
-                _axis_to_path(name, spec_device)
-            case_axes[name] = _check_axis_values(name, vals)
+            _axis_paths(kind, name, spec)
+            case_axes[name] = _check_axis_values(kind, name, vals)
             merged = all_axes.setdefault(name, [])
             merged.extend(v for v in case_axes[name] if v not in merged)
         names = list(axes) + list(case_axes)
+        _check_conflicts(kind, names, spec, f"cases[{ci}]: " if case_axes else "")
         grids = [axes.get(n, case_axes.get(n)) for n in names]
         for combo in itertools.product(*grids):
             combos.append(dict(zip(names, combo)))
-    if "tau" in all_axes and not hasattr(base.train.device, "w_max"):
+    if "tau" in all_axes and kind.name == "least_squares" and not hasattr(base.train.device, "w_max"):
         raise ConfigError("axis 'tau' needs a device with w_max / w_min.")
-    seeds = run_seeds(seed, len(combos))
+    if seeding == "index":
+        seeds = run_seeds(seed, len(combos))
+    else:
+        seeds = [lm_run_seed(seed, c.get("seed", 0)) for c in combos]
     width = max(4, len(str(len(combos) - 1)))
-    points, configs = [], {}
+    points, configs, resolved = [], {}, {}
     for i, (values, s) in enumerate(zip(combos, seeds)):
         rid = f"{i:0{width}d}"
-        configs[rid] = _point_config(base, values, spec_device)
+        configs[rid] = kind.point_config(base, values, spec)
+        resolved[rid] = {"config": kind.resolved(configs[rid]), "seed": s}
         points.append({"run_id": rid, "index": i, "seed": s, "values": values})
-    keys = [json.dumps({"cfg": configs[p["run_id"]].to_dict(), "rep": p["values"].get("seed")}, sort_keys=True)
+    keys = [json.dumps({"cfg": resolved[p["run_id"]]["config"], "rep": p["values"].get("seed")}, sort_keys=True)
             for p in points]
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
         raise ConfigError(f"Two sweep points have the same configuration (cases overlap?): {dup[:200]}...")
-    resolved = json.loads(json.dumps(spec))
-    resolved["seed"] = int(seed)
-    return {
-        "spec": resolved,
+    stored = json.loads(json.dumps(spec))
+    stored["seed"] = int(seed)
+    out = {
+        "kind": kind.name,
+        "spec": stored,
         "name": str(spec.get("name", "")),
         "description": str(spec.get("description", "")),
         "seed": int(seed),
+        "seeding": seeding,
         "axes": all_axes,
         "points": points,
         "configs": configs,
+        "resolved": resolved,
         "figures": list(figures),
         "floor_fraction": float(ff),
+        "checkpoint": checkpoint,
     }
+    out["attrs"] = kind.sweep_attrs(out)
+    if kind.name == "least_squares":
+        from .kinds import error_floor_definition
+
+        out["attrs"]["error_floor_definition"] = error_floor_definition(float(ff))
+    return out

@@ -232,8 +232,15 @@ class LowRankTrainer:
         self.rec_steps: list[int] = []
         self.rec: dict[str, list[float]] = {k: [] for k in METRIC_UNITS}
         self._train_losses: list[float] = []
+        #: training time so far (s), summed over the segments of a run continued from checkpoints
+        self.elapsed_s = 0.0
         self._t0 = time.perf_counter()
         self._eval_windows = self._make_eval_windows()
+
+    def attach_corpus(self, corpus: CharCorpus | None = None) -> None:
+        """Give a trainer restored from a checkpoint (which does not carry the corpus) its text again."""
+        self.corpus = corpus if corpus is not None else load_shakespeare(self.cfg.data)
+        self._t0 = time.perf_counter()
 
     # -------------------------------------------------------------------- construction
     def _holder(self, w, seed):
@@ -334,21 +341,34 @@ class LowRankTrainer:
         self.rec["val_ppl"].append(float(math.exp(vl)) if vl < 700 else float("inf"))
         self.rec["pulses"].append(float(ev.n_pulses))
         self.rec["pulse_cycles"].append(float(ev.n_pulse_cycles))
-        self.rec["wall_time_s"].append(time.perf_counter() - self._t0)
+        self.rec["wall_time_s"].append(self.elapsed_s + time.perf_counter() - self._t0)
         if not math.isfinite(vl):
             raise DivergenceError(f"validation loss became {vl} at step {self.step}; the run is stopped.")
 
-    def run(self, progress: Callable[[int, dict], None] | None = None) -> None:
+    def run(self, progress: Callable[[int, dict], None] | None = None,
+            step_hook: Callable[["LowRankTrainer"], None] | None = None) -> None:
+        """Train up to ``cfg.steps`` (continuing a restored trainer). ``progress(step, info)`` and
+        ``step_hook(trainer)`` (the engine saves checkpoints there) after every step."""
         cfg = self.cfg
-        if not self.rec_steps:
-            self.record()
-        while self.step < cfg.steps:
-            self._train_losses.append(self.train_step())
-            if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+        self._t0 = time.perf_counter()
+        try:
+            if not self.rec_steps:
                 self.record()
-            if progress is not None:
-                progress(self.step, {"loss": self._train_losses[-1] if self._train_losses else None,
-                                     "val_ppl": self.rec["val_ppl"][-1]})
+            while self.step < cfg.steps:
+                self._train_losses.append(self.train_step())
+                if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                    self.record()
+                if progress is not None:
+                    progress(self.step, {"loss": self._train_losses[-1] if self._train_losses else None,
+                                         "val_ppl": self.rec["val_ppl"][-1]})
+                if step_hook is not None:
+                    now = time.perf_counter()
+                    self.elapsed_s += now - self._t0
+                    self._t0 = now
+                    step_hook(self)
+        finally:
+            self.elapsed_s += time.perf_counter() - self._t0
+            self._t0 = time.perf_counter()
 
     # -------------------------------------------------------------------- budgets
     def event_counts(self) -> EventCounts:

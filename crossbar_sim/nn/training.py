@@ -225,6 +225,15 @@ class NetTrainer:
         self.epoch = 0
         self.history: dict[str, list] = {k: [] for k in METRIC_UNITS}
         self.history_epochs: list[int] = []
+        #: weight snapshots {epoch: {layer: {array: weights}}} taken during training
+        self.snapshots: dict[int, dict] = {}
+        #: training time so far (s), summed over the segments of a run continued from checkpoints
+        self.elapsed_s = 0.0
+        self._partial = None  # the epoch in progress: data order, next batch, running sums (for checkpoints)
+
+    def attach_data(self, data: dict | None = None) -> None:
+        """Give a trainer restored from a checkpoint (which does not carry the dataset) its data again."""
+        self.data = prepare_data(self.config, data)
 
     # ------------------------------------------------------------------ one mini-batch
     def train_step(self, xb, yb, lr):
@@ -242,28 +251,82 @@ class NetTrainer:
         model.step(lr)                                 # pulsed updates (+ transfers) and digital SGD
         return loss, correct
 
-    def run_epoch(self, progress=None) -> dict:
+    def run_epoch(self, progress=None, hook=None) -> dict:
+        """One epoch of training (continuing the epoch in progress, if a checkpoint stopped one).
+
+        ``progress(batch, n_batches, running_loss, running_acc)`` after every mini-batch; ``hook(position)`` too,
+        with ``position = {"epoch", "batch", "n_batches"}`` (the engine saves checkpoints there)."""
         cfg = self.config
-        lr = lr_at(self.epoch, cfg.lr, cfg.schedule, cfg.lr_step, cfg.lr_gamma, cfg.epochs)
         x, y = self.data["x_train"], self.data["y_train"]
         n = x.shape[0]
-        perm = self.order_rng.permutation(n)
-        self.model.train(True)
-        t0 = time.perf_counter()
-        tot_loss, tot_correct, seen = 0.0, 0, 0
         bs = cfg.batch_size
         nb = (n + bs - 1) // bs
-        for b in range(nb):
+        if self._partial is None:
+            lr = lr_at(self.epoch, cfg.lr, cfg.schedule, cfg.lr_step, cfg.lr_gamma, cfg.epochs)
+            self._partial = {"perm": self.order_rng.permutation(n), "batch": 0, "lr": lr, "loss": 0.0,
+                             "correct": 0, "seen": 0, "time": 0.0}
+        part = self._partial
+        self.model.train(True)
+        perm, lr = part["perm"], part["lr"]
+        t0 = time.perf_counter()
+        for b in range(part["batch"], nb):
             idx = perm[b * bs:(b + 1) * bs]
             loss, correct = self.train_step(x[idx], y[idx], lr)
-            tot_loss += loss * idx.size
-            tot_correct += correct
-            seen += idx.size
+            part["loss"] += loss * idx.size
+            part["correct"] += correct
+            part["seen"] += idx.size
+            part["batch"] = b + 1
             if progress is not None:
-                progress(b + 1, nb, tot_loss / seen, tot_correct / seen)
+                progress(b + 1, nb, part["loss"] / part["seen"], part["correct"] / part["seen"])
+            if hook is not None and b + 1 < nb:
+                now = time.perf_counter()
+                part["time"] += now - t0
+                self.elapsed_s += now - t0
+                t0 = now
+                hook({"epoch": self.epoch + 1, "batch": b + 1, "n_batches": nb})
         dt = time.perf_counter() - t0
+        part["time"] += dt
+        self.elapsed_s += dt
+        self._partial = None
         self.epoch += 1
-        return {"train_loss": tot_loss / seen, "train_acc": tot_correct / seen, "lr": lr, "epoch_time_s": dt}
+        return {"train_loss": part["loss"] / part["seen"], "train_acc": part["correct"] / part["seen"], "lr": lr,
+                "epoch_time_s": part["time"]}
+
+    def fit(self, hook=None, progress=None, log=None) -> "NetTrainer":
+        """Train up to ``config.epochs`` epochs: test metrics before training and after every epoch, snapshots
+        every ``snapshot_every`` epochs (and at the end). Continues where a restored trainer stopped.
+
+        ``hook(trainer, position, boundary)`` is called after every mini-batch (``boundary`` False) and after every
+        epoch is recorded (``boundary`` True). Raises :class:`DivergenceError` on a non-finite loss; the epochs
+        recorded before are kept in the trainer."""
+        cfg = self.config
+        if not self.history_epochs:
+            t0 = time.perf_counter()
+            self.record(self.evaluate())
+            if cfg.snapshot_every:
+                self.snapshots[0] = self.snapshot()
+            self.elapsed_s += time.perf_counter() - t0
+        while self.epoch < cfg.epochs:
+            if progress is not None and self._partial is None:
+                progress.start_epoch(self.epoch)
+            batch_hook = None if hook is None else (lambda pos: hook(self, pos, False))
+            m = self.run_epoch(progress=None if progress is None else progress.batch, hook=batch_hook)
+            t0 = time.perf_counter()
+            m.update(self.evaluate())
+            m = self.record(m)
+            if cfg.snapshot_every and (self.epoch % cfg.snapshot_every == 0 or self.epoch == cfg.epochs):
+                self.snapshots[self.epoch] = self.snapshot()
+            self.elapsed_s += time.perf_counter() - t0
+            if progress is not None:
+                progress.end_epoch(m)
+            if log is not None:
+                log(f"epoch {self.epoch:3d}  lr {m['lr']:.4g}  train loss {m['train_loss']:.4f} acc "
+                    f"{m['train_acc']:.4f}  test acc {m['test_acc']:.4f}  ({m['epoch_time_s']:.1f} s)")
+            if hook is not None:
+                hook(self, {"epoch": self.epoch, "batch": 0, "n_batches": 0}, True)
+        if cfg.snapshot_every == 0 or self.epoch not in self.snapshots:
+            self.snapshots[self.epoch] = self.snapshot()  # the final weights are always kept
+        return self
 
     def evaluate(self) -> dict:
         """Test loss and accuracy through the tiles' forward pass (with periphery, as aihwkit's eval)."""
@@ -308,43 +371,18 @@ class NetTrainer:
         return out
 
 
-def train_network(config: NetConfig, seed: int = 0, data=None, writer=None, progress: bool = False,
-                  log=None) -> NetTrainer:
-    """Run ``config`` for ``config.epochs`` epochs (test accuracy before training and after every epoch).
-
-    ``writer`` (a :class:`~crossbar_sim.nn.store.RunWriter`) receives every epoch's metrics and snapshots as
-    they are made. Raises :class:`DivergenceError` on a non-finite loss (after recording it in ``writer``).
-    """
+def train_network(config: NetConfig, seed: int = 0, data=None, progress: bool = False, log=None) -> NetTrainer:
+    """Run ``config`` for ``config.epochs`` epochs in this process (test accuracy before training and after every
+    epoch) and return the trainer, whose ``history`` holds the metrics. Raises :class:`DivergenceError` on a
+    non-finite loss. (``crossbar-sim train`` and sweeps run networks through the engine, which also saves
+    checkpoints and writes the result file.)"""
     t_start = time.perf_counter()
     tr = NetTrainer(config, seed, data)
     bars = _Bars(config.epochs, progress)
     try:
-        m = tr.record(tr.evaluate())
-        if writer is not None:
-            writer.append(0, m, tr.snapshot() if config.snapshot_every else None,
-                          wall_time_s=time.perf_counter() - t_start)
-        for e in range(config.epochs):
-            bars.start_epoch(e)
-            m = tr.run_epoch(progress=bars.batch)
-            m.update(tr.evaluate())
-            m = tr.record(m)
-            bars.end_epoch(m)
-            if log is not None:
-                log(f"epoch {tr.epoch:3d}  lr {m['lr']:.4g}  train loss {m['train_loss']:.4f} acc {m['train_acc']:.4f}  "
-                    f"test acc {m['test_acc']:.4f}  ({m['epoch_time_s']:.1f} s)")
-            snap = None
-            if config.snapshot_every and (tr.epoch % config.snapshot_every == 0 or tr.epoch == config.epochs):
-                snap = tr.snapshot()
-            if writer is not None:
-                writer.append(tr.epoch, m, snap, wall_time_s=time.perf_counter() - t_start)
-    except DivergenceError as exc:
+        tr.fit(progress=bars if progress else None, log=log)
+    finally:
         bars.close()
-        if writer is not None:
-            writer.finish("diverged", time.perf_counter() - t_start, str(exc), tr.tile_dump())
-        raise
-    bars.close()
-    if writer is not None:
-        writer.finish("complete", time.perf_counter() - t_start, "", tr.tile_dump())
     tr.wall_time_s = time.perf_counter() - t_start
     return tr
 
