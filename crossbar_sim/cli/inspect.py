@@ -77,14 +77,51 @@ def print_tree(obj, indent: str = "", full: bool = True, collapse_runs: bool = F
         print_tree(child, indent + "  ", full=full, collapse_runs=collapse_runs)
 
 
+def _summary(a) -> str:
+    """The headline numbers of a run, whatever its kind."""
+    if a.get("error_floor") is not None:
+        return f"floor {float(a['error_floor']):.4g}  final {float(a.get('final_loss', np.nan)):.4g}"
+    if a.get("final_test_acc") is not None:
+        return (f"test acc {100 * float(a['final_test_acc']):.2f} % (best {100 * float(a.get('best_test_acc', np.nan)):.2f}"
+                f" %)")
+    if a.get("final_val_ppl") is not None:
+        return f"val ppl {float(a['final_val_ppl']):.4g}"
+    return ""
+
+
+def _json_attr(g, name: str, default):
+    try:
+        return json.loads(g.attrs.get(name, json.dumps(default)))
+    except (TypeError, ValueError):
+        return default
+
+
 def _run_line(g) -> str:
     a = g.attrs
-    point = json.loads(a.get("point", "{}"))
+    point = _json_attr(g, "point", {})
     pt = " ".join(f"{k}={v}" for k, v in point.items())
-    floor = a.get("error_floor")
-    extra = f"floor {float(floor):.4g}  final {float(a.get('final_loss', np.nan)):.4g}" if floor is not None else ""
-    return (f"{g.name.split('/')[-1]}/  {a.get('status', '?')}  {pt}  {extra}  "
+    return (f"{g.name.split('/')[-1]}/  {a.get('status', '?')}  {pt}  {_summary(a)}  "
             f"{float(a.get('wall_time_s', np.nan)):.1f} s")
+
+
+def _checkpoint_lines(path: str) -> list[str]:
+    """Runs in progress: their checkpoints in the sweep's journal."""
+    import glob
+    import os
+
+    from crossbar_sim.engine.kinds import read_checkpoint_header
+    from crossbar_sim.errors import FormatError
+
+    out = []
+    for ck in sorted(glob.glob(os.path.join(path + ".journal", "checkpoints", "*.h5"))):
+        rid = os.path.basename(ck)[:-3]
+        try:
+            pos = read_checkpoint_header(ck)["position"]
+            where = ", ".join(f"{k} {v}" for k, v in pos.items() if k != "n_batches")
+            out.append(f"  {rid}/  in progress (last checkpoint: {where})")
+        except FormatError as exc:
+            out.append(f"  {rid}/  in progress ({exc})")
+    return out
 
 
 # ------------------------------------------------------------------------------------------ statistics
@@ -143,13 +180,24 @@ def pulse_statistics(pc) -> dict:
 
 
 def _print_array_stats(g, near: float, step: str | None = None) -> None:
-    """Statistics of one tile array group (``.../tiles/<layer>/<array>``)."""
+    """Statistics of one tile array group (``.../tiles/<layer>/<array>``); a block of a layer mapped onto several
+    tiles (``tile0_1``) shows each of its arrays."""
+    if g.attrs.get("kind") is not None and "snapshots" not in g:  # a block of a TileArray layer
+        print(f"  block {g.name.split('/')[-1]}  kind {g.attrs.get('kind')}")
+        for aname, arr in g.items():
+            if aname not in ("state", "counters"):
+                _print_array_stats(arr, near, step)
+        return
     if "snapshots" not in g:
         return
     steps = sorted(g["snapshots"], key=int)
     if not steps:
         return
     st = step if step is not None else steps[-1]
+    if st not in g["snapshots"]:
+        from crossbar_sim.errors import FormatError
+
+        raise FormatError(f"{g.name} has no snapshot {st}; its snapshots: {', '.join(steps)}.")
     w = g["snapshots"][st]["weights"][()]
     print(f"  array {g.name.split('/')[-1]}  {w.shape[0]} x {w.shape[1]}  (snapshot at step {st}; "
           f"snapshots: {', '.join(steps)})")
@@ -178,9 +226,11 @@ def _print_array_stats(g, near: float, step: str | None = None) -> None:
 
 
 def _config_repr(d) -> str:
-    from crossbar_sim import device_models  # noqa: F401 - register the config classes
-    from crossbar_sim.engine import spec  # noqa: F401
     from crossbar_sim.config import Config
+    from crossbar_sim.engine.kinds import KINDS
+
+    for kind in KINDS.values():  # register every kind's config classes
+        kind.import_configs()
 
     try:
         return repr(Config.from_dict(d))
@@ -190,27 +240,39 @@ def _config_repr(d) -> str:
 
 def _print_run(g, near: float) -> None:
     a = g.attrs
-    print(f"run {g.name.split('/')[-1]}  status {a.get('status')}  seed {int(a.get('seed', 0))}  "
-          f"wall time {float(a.get('wall_time_s', np.nan)):.2f} s")
-    point = json.loads(a.get("point", "{}"))
+    print(f"run {g.name.split('/')[-1]}  {a.get('kind', 'least_squares')}  status {a.get('status')}  seed "
+          f"{int(a.get('seed', 0))}  wall time {float(a.get('wall_time_s', np.nan)):.2f} s  {_summary(a)}")
+    point = _json_attr(g, "point", {})
     if point:
         print("point    " + "  ".join(f"{k}={v}" for k, v in point.items()))
     if a.get("error"):
         print(f"error    {a['error']}")
-    cfg = json.loads(a.get("config", "{}"))
+    cfg = _json_attr(g, "config", {})
     print("config (fields that differ from the defaults; the full JSON is the @config attribute)")
-    for section, d in cfg.items():
-        print(f"  {section}: {_config_repr(d)}")
-    if "metrics" in g:
+    if "type" in cfg:
+        print(f"  {_config_repr(cfg)}")
+    else:
+        for section, d in cfg.items():
+            print(f"  {section}: {_config_repr(d)}")
+    if "metrics" in g and "steps" in g["metrics"]:
         m = g["metrics"]
         steps = m["steps"][()]
-        print(f"final metrics (step {int(steps[-1]) if steps.size else '?'}, {steps.size} recorded steps)")
-        for k, ds in m.items():
-            if k == "steps":
+        axis = m["steps"].attrs.get("axis", "step")
+        print(f"final metrics ({axis} {int(steps[-1]) if steps.size else '?'}, {steps.size} recorded {axis}s)")
+        for k, ds in list(m.items()) + list((g["timing"].items() if "timing" in g else [])):
+            if k == "steps" or ds.shape[0] == 0:
                 continue
-            print(f"  {k:<11} {float(ds[-1]):.6g}   [{ds.attrs.get('units', '')}]")
+            unit = ds.attrs.get("units", "")
+            desc = ds.attrs.get("description", "")
+            print(f"  {k:<14} {float(ds[-1]):.6g}   [{unit}{'; ' + desc if desc else ''}]")
         if "error_floor" in a:
-            print(f"  {'error_floor':<11} {float(a['error_floor']):.6g}   [{a.get('error_floor_definition', '')}]")
+            print(f"  {'error_floor':<14} {float(a['error_floor']):.6g}   [{a.get('error_floor_definition', '')}]")
+    if "budget" in g:
+        b = g["budget"].attrs
+        if "energy_total_J" in b:
+            print(f"budget   energy {float(b['energy_total_J']):.4g} J, optimiser state "
+                  f"{int(b.get('memory_optimizer_state_total_bytes', 0)):,} B (crossbar-sim lowrank --report for "
+                  f"the table)")
     if "tiles" in g:
         for lname, layer in g["tiles"].items():
             print(f"tile layer {lname}  kind {layer.attrs.get('kind')}")
@@ -235,18 +297,22 @@ def run(args) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (OSError, KeyError) as exc:  # a damaged object inside an otherwise readable file
+    except (OSError, KeyError, ValueError, TypeError, IndexError) as exc:  # a damaged object in a readable file
         if isinstance(exc, FormatError):
             raise
         raise FormatError(f"{args.file} is damaged: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
 def _run(args) -> int:
+    import math
+
     import h5py
 
-    from crossbar_sim.errors import FormatError
+    from crossbar_sim.errors import ConfigError, FormatError
     from crossbar_sim.engine.store import open_results
 
+    if not (math.isfinite(args.near) and 0 <= args.near <= 0.5):
+        raise ConfigError(f"--near must be a fraction in [0, 0.5] of the device's weight range. Got {args.near}.")
     with open_results(args.file) as f:
         if args.path is None:
             a = f.attrs
@@ -263,13 +329,17 @@ def _run(args) -> int:
                 print_tree(f, "", full=True)
             else:
                 print_tree(f, "", full=False, collapse_runs=True)
+                for line in _checkpoint_lines(args.file):
+                    print(line)
                 print(f"(inspect {args.file} /runs/<id> for a run; --full for every dataset)")
             return 0
         path = args.path
         if path not in f and f"/runs/{path}" in f:
             path = f"/runs/{path}"
         if path not in f:
-            raise FormatError(f"{args.file}: no object {args.path!r} in the file.")
+            from crossbar_sim.engine.store import what_exists
+
+            raise FormatError(f"{args.file}: no object {args.path!r} in the file; {what_exists(f, path)}")
         obj = f[path]
         parts = obj.name.strip("/").split("/")
         if isinstance(obj, h5py.Group) and len(parts) == 2 and parts[0] == "runs":
@@ -283,10 +353,10 @@ def _run(args) -> int:
             _print_array_stats(arr, args.near, step)
         elif isinstance(obj, h5py.Group) and "snapshots" in obj:
             _print_array_stats(obj, args.near)
-        elif isinstance(obj, h5py.Group) and len(parts) == 4 and parts[2] == "tiles":
-            print(f"tile layer {parts[3]}  kind {obj.attrs.get('kind')}")
+        elif isinstance(obj, h5py.Group) and len(parts) >= 4 and parts[2] == "tiles":
+            print(f"tile layer {'/'.join(parts[3:])}  kind {obj.attrs.get('kind')}")
             for aname, arr in obj.items():
-                if isinstance(arr, h5py.Group) and "snapshots" in arr:
+                if isinstance(arr, h5py.Group) and ("snapshots" in arr or arr.attrs.get("kind") is not None):
                     _print_array_stats(arr, args.near)
         if isinstance(obj, h5py.Dataset):
             print_tree(obj, "")

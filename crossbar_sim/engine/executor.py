@@ -46,8 +46,11 @@ def run_point(payload: dict, progress: Callable | None = None):
                      progress=progress)
     ctx.floor_fraction = payload.get("floor_fraction", 0.2)
     try:
+        from ..parallel import blas_threads
+
         cfg = Config.from_json(payload["config"])
-        return kind.run(cfg, int(payload["seed"]), ctx)
+        with blas_threads(1):  # the same bits whatever the process's BLAS thread count
+            return kind.run(cfg, int(payload["seed"]), ctx)
     except Exception as exc:  # noqa: BLE001 - a failing run must not take the sweep down
         tb = traceback.format_exc(limit=4)
         import json

@@ -858,7 +858,8 @@ class LMKind(Kind):
             LowRankTrainer(tiny, 0, _lm_corpus(c)).run()
 
     def run(self, cfg, seed, ctx):
-        from ..lowrank.train import METRIC_UNITS, LowRankTrainer, blas_threads
+        from ..lowrank.train import METRIC_UNITS, LowRankTrainer
+        from ..parallel import blas_threads
 
         corpus = _lm_corpus(cfg)
         with blas_threads(1):
@@ -888,12 +889,15 @@ class LMKind(Kind):
         rank = cfg.rank
         summary = {"final_val_ppl": float(res.final_val_ppl), "method": cfg.method, "backend": cfg.backend,
                    "rank": -1 if rank is None else int(rank)}
+        from ..nn.layers import tile_arrays
+
         tiles, snaps = {}, {}
         step = int(res.steps[-1]) if len(res.steps) else 0
-        for name, h in tr.model.mats.items():
+        for name, h in tr.model.mats.items():  # the final weights of every matrix (device weights on tiles)
             t = getattr(h, "tile", None)
             if t is not None:
                 tiles[name] = t
+                snaps[name] = {step: tile_arrays(t)}
             else:
                 snaps[name] = {step: {"W": h.read()}}
         return RunRecord(kind=self.name, config=res.config, seed=int(seed), status=status, error=error,

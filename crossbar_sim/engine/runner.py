@@ -210,7 +210,7 @@ def _run_locked(sweep, out, kind, argv, workers, scheduler, client, resume, over
         "this process" if n_workers == 1 else f"{n_workers} worker processes")
     console.print(f"{sweep['name'] or 'sweep'}: {n} runs ({len(done)} already done), running {len(pending)} on "
                   f"{where} -> {out}" + (f"; {len(ckpts)} continue from their checkpoints" if ckpts else ""))
-    if pending and not scheduler:
+    if pending:  # on a Dask cluster this fills the kernel cache for workers that share this file system
         compile_kernels(kind, [sweep["configs"][r] for r in pending], console, quiet)
     configs = [sweep["configs"][r] for r in pending]
     threads = 1 if (scheduler or not configs) else kind.parallel_threads(configs, n_workers)

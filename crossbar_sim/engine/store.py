@@ -570,7 +570,7 @@ def load_tile(file, path: str):
     if path not in f and f"/runs/{path}" in f:
         path = f"/runs/{path}"
     if path not in f:
-        raise FormatError(f"{f.filename}: no object {path!r}; {_what_exists(f, path)}")
+        raise FormatError(f"{f.filename}: no object {path!r}; {what_exists(f, path)}")
     g = f[path]
     if "state" in g and isinstance(g["state"], h5py.Group):
         return tile_from_state(read_tree(g["state"]))
@@ -595,8 +595,8 @@ def load_tile(file, path: str):
     raise FormatError(f"{f.filename}:{path} holds no tile state (digital runs have no tile).")
 
 
-def _what_exists(f, path: str) -> str:
-    """'what does exist' for a missing path: the children of the deepest existing parent."""
+def what_exists(f, path: str) -> str:
+    """What does exist near a missing path: the children of its deepest existing parent."""
     parts = path.strip("/").split("/")
     for k in range(len(parts) - 1, -1, -1):
         parent = "/" + "/".join(parts[:k])
@@ -744,6 +744,8 @@ def resolved_diff(a, b, prefix: str = "") -> list[str]:
 
 
 def _at(tree, dotted: str):
+    if isinstance(tree, dict) and "config" in tree and not dotted.startswith(("config", "seed")):
+        tree = tree["config"]
     for k in dotted.split("."):
         if not isinstance(tree, dict) or k not in tree:
             return None
@@ -820,7 +822,7 @@ class SweepStore:
         counts: dict = {}
         for rid in new:
             for key in resolved_diff(stored_resolved[rid], new[rid]):
-                counts.setdefault(key, []).append(rid)
+                counts.setdefault(key.removeprefix("config."), []).append(rid)
         if counts:
             parts = [f"{k} ({len(v)} run{'s' if len(v) > 1 else ''}: stored "
                      f"{_at(stored_resolved[v[0]], k)!r}, now {_at(new[v[0]], k)!r})" for k, v in counts.items()]

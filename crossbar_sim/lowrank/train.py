@@ -25,6 +25,7 @@ from ..config import Config
 from ..energy import Budget, EnergyConstants, EventCounts, compute_budget
 from ..errors import ConfigError, DivergenceError
 from ..tiles.params import IOParameters, TileConfig, UpdateParameters
+from ..parallel import blas_threads
 from ..rng import make_seedseq
 from .backends import AnalogMatrix, DigitalMatrix, TikiTakaMatrix
 from .lm import LMConfig, TinyLlama
@@ -434,21 +435,6 @@ def _all_counter_dicts(holder):
     if isinstance(holder, AnalogMatrix):
         return [holder.tile.counters]
     return []
-
-
-def blas_threads(n: int | None = 1):
-    """Context manager limiting BLAS threads (the model's products are small: one thread is faster than two
-    on a shared machine, where multi-threaded OpenBLAS spin-waits; measured 0.14 ms vs 40-77 ms for a
-    128x1024 @ 1024x64 product under load). ``None``: leave BLAS alone."""
-    import contextlib
-
-    if n is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=int(n), user_api="blas")
 
 
 def train_lm(cfg: LowRankRunConfig, seed: int = 0, corpus: CharCorpus | None = None,
