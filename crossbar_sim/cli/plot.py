@@ -10,6 +10,11 @@ kinds:
   loss                      loss curves on a log scale (mean over seeds, min-max band)
   weights                   weight histograms of every array of one run's tile against the device bounds
   pulses                    per-device pulse-count heatmaps of one run's tile
+  accuracy-vs-tau           networks: final test accuracy vs tau per algorithm (seed error bars, digital band)
+  accuracy-vs-epoch         networks: test accuracy per epoch (mean over seeds)
+  lm-perplexity             language model: validation perplexity vs step
+  lm-memory                 language model: digital optimiser-state bytes vs rank
+  lm-energy                 language model: energy by category
 
 examples:
   crossbar-sim plot results.h5 --kind convergence-vs-asymmetry -o floor.png
@@ -28,8 +33,10 @@ def add_parser(sub):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", metavar="FILE", help="result file (.h5)")
-    p.add_argument("--kind", required=True,
-                   choices=("convergence-vs-asymmetry", "loss", "weights", "pulses"), help="what to plot")
+    p.add_argument("--kind", required=True, metavar="KIND",
+                   choices=("convergence-vs-asymmetry", "loss", "weights", "pulses", "accuracy-vs-tau",
+                            "accuracy-vs-epoch", "lm-perplexity", "lm-memory", "lm-energy"),
+                   help="what to plot (see the list below)")
     p.add_argument("-o", "--out", default=None, metavar="OUT",
                    help="output file (default: <kind>.png in the current directory)")
     p.add_argument("--run", default=None, metavar="ID", help="run id (weights, pulses, loss)")
@@ -37,7 +44,9 @@ def add_parser(sub):
                    help="select runs by point or config value (repeatable), e.g. --where algorithm=tiki_taka")
     p.add_argument("--metric", choices=("error_floor", "final_loss"), default="error_floor",
                    help="y value of convergence-vs-asymmetry (default: error_floor)")
-    p.add_argument("--step", type=int, default=None, help="snapshot step for weights (default: the last)")
+    p.add_argument("--step", type=int, default=None, help="snapshot step (or epoch) for weights (default: the last)")
+    p.add_argument("--layer", default=None, help="layer of a network run for weights and pulses (default: the first "
+                                                 "analog layer)")
     return p
 
 
@@ -46,6 +55,6 @@ def run(args) -> int:
 
     out = args.out or f"{args.kind.replace('-', '_')}.png"
     make_figure(args.file, args.kind, out, where=parse_where(args.where), run_id=args.run, metric=args.metric,
-                step=args.step)
+                step=args.step, layer=args.layer)
     print(f"figure: {out}")
     return 0

@@ -125,6 +125,15 @@ class RunContext:
             blob = f["state"][()].tobytes()
         return pickle.loads(blob)
 
+    def restore_or(self, make, attach):
+        """The trainer restored from the run's checkpoint (``attach(trainer)`` gives it back its data), or
+        ``make()`` when there is none."""
+        state = self.restore()
+        if state is None:
+            return make()
+        attach(state)
+        return state
+
     def due(self, boundary: bool, count: int) -> bool:
         """Save now? At every ``every``-th boundary, or when ``minutes`` have passed since the last save."""
         if not self.checkpoint:
@@ -689,12 +698,7 @@ class NetworkKind(Kind):
         from ..nn.training import METRIC_UNITS, NetTrainer
 
         data = _dataset(cfg.dataset)
-        state = ctx.restore()
-        if state is not None:
-            tr = state
-            tr.attach_data(data)
-        else:
-            tr = NetTrainer(cfg, seed, data)
+        tr = ctx.restore_or(lambda: NetTrainer(cfg, seed, data), lambda t: t.attach_data(data))
         status, error = "complete", ""
 
         def hook(trainer, position, boundary):
@@ -859,28 +863,21 @@ class LMKind(Kind):
 
     def run(self, cfg, seed, ctx):
         from ..lowrank.train import METRIC_UNITS, LowRankTrainer
-        from ..parallel import blas_threads
 
         corpus = _lm_corpus(cfg)
-        with blas_threads(1):
-            state = ctx.restore()
-            if state is not None:
-                tr = state
-                tr.attach_corpus(corpus)
-            else:
-                tr = LowRankTrainer(cfg, seed, corpus)
-            status, error = "complete", ""
+        tr = ctx.restore_or(lambda: LowRankTrainer(cfg, seed, corpus), lambda t: t.attach_corpus(corpus))
+        status, error = "complete", ""
 
-            def hook(trainer):
-                ctx.tick({"step": trainer.step}, trainer.step, cfg.steps)
-                if ctx.due(trainer.step % ctx.every == 0, trainer.step) and trainer.step < cfg.steps:
-                    ctx.save(_strip(trainer, ("corpus",)), {"step": trainer.step})
+        def hook(trainer):
+            ctx.tick({"step": trainer.step}, trainer.step, cfg.steps)
+            if ctx.due(trainer.step % ctx.every == 0, trainer.step) and trainer.step < cfg.steps:
+                ctx.save(_strip(trainer, ("corpus",)), {"step": trainer.step})
 
-            try:
-                tr.run(step_hook=hook)
-            except DivergenceError as exc:
-                status, error = "diverged", str(exc)
-            res = tr.result(tr.elapsed_s, status, error)
+        try:
+            tr.run(step_hook=hook)
+        except DivergenceError as exc:
+            status, error = "diverged", str(exc)
+        res = tr.result(tr.elapsed_s, status, error)
         metrics = {k: v for k, v in res.metrics.items() if k not in LM_TIMING}
         timing = {k: res.metrics[k] for k in LM_TIMING if k in res.metrics}
         budget = res.budget.as_attrs() if res.budget is not None else {}

@@ -265,6 +265,8 @@ def compute_weights(f, run_id: str | None = None, where: dict | None = None, ste
             raise FormatError(f"Run {run['run_id']} has no snapshot at step {st}; snapshots: {snaps}.")
         arrays.append({"name": name, "step": st, "weights": g["snapshots"][str(st)]["weights"][()],
                        "w_lo": g["device"]["weight_min"][()], "w_hi": g["device"]["weight_max"][()]})
+    if not arrays:
+        raise FormatError(f"Run {run['run_id']} layer {layer} has no weight snapshots of its device arrays.")
     return {"run_id": run["run_id"], "point": run["point"], "arrays": arrays, "layer": layer}
 
 
@@ -277,6 +279,8 @@ def compute_pulses(f, run_id: str | None = None, where: dict | None = None, laye
             continue
         pc = g["pulse_counts"][()]
         arrays.append({"name": name, "up": pc[..., 0], "down": pc[..., 1], "total": pc.sum(axis=-1)})
+    if not arrays:
+        raise FormatError(f"Run {run['run_id']} layer {layer} has no pulse counts.")
     return {"run_id": run["run_id"], "point": run["point"], "arrays": arrays, "layer": layer}
 
 
