@@ -55,6 +55,8 @@ def add_parser(sub):
     p.add_argument("--resume", action="store_true", help="continue the sweep in --out, skipping finished runs")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--no-plot", action="store_true", help="do not write the experiment's figures")
+    p.add_argument("--figures-dir", default=None, metavar="DIR",
+                   help="folder of the figures (default: next to --out); each is named <out stem>_<kind>.png")
     p.add_argument("--dry-run", action="store_true", help="validate the spec, list the runs, run nothing")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar (summary lines are still printed)")
     return p
@@ -190,13 +192,10 @@ def run(args) -> int:
           + f" -> {args.out}")
     print_summary(args.out)
     if sweep["figures"] and not args.no_plot and complete:
-        from crossbar_sim.engine.plots import make_figure
+        from crossbar_sim.engine.plots import figure_path, make_figure
 
-        outdir = os.path.dirname(os.path.abspath(args.out))
         for kind in sweep["figures"]:
-            stem = sweep["name"] or "sweep"
-            fname = f"{stem}.png" if len(sweep["figures"]) == 1 else f"{stem}_{kind.replace('-', '_')}.png"
-            out = os.path.join(outdir, fname)
+            out = figure_path(args.out, kind, args.figures_dir)
             make_figure(args.out, kind, out)
             print(f"figure: {out}")
     return 0 if not counter["failed"] else 1
@@ -220,6 +219,9 @@ def summary_rows(path: str):
 
 def print_summary(path: str) -> None:
     """A table of error floors: rows tau (if swept), columns the other axes (mean +- std over seeds)."""
+    from crossbar_sim.engine.plots import theory_summary  # Theorem 2's table, where the sweep has one
+    if (text := theory_summary(path)) is not None:
+        return print(text)
     rows = summary_rows(path)
     if not rows:
         return
