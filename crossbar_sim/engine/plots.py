@@ -686,8 +686,10 @@ def _caption(data: dict) -> str:
               f"$4\\sigma^2 S_K$ of Theorem 2 ({theory.PAPER}),")
     s_line = (f"$S_K$ = mean over the same steps of $q_k/(1-q_k)$, $q_k = \\|W_k\\|_\\infty^2/\\tau^2$ from the run's "
               f"own weights; $\\sigma^2 = E\\|noise\\|_F^2$ = {ent} entries $\\times$ std$^2$ (the total variance, "
-              f"not one entry's). Digital SGD and Tiki-Taka: noise floors that fall with lr (b).")
-    lines = [_check_sentence(data["check"]), g_line, s_line]
+              f"not one entry's).")
+    tt_line = ("Digital SGD and Tiki-Taka: noise floors that fall with lr (b). Tiki-Taka's grows with $\\tau$ in (a): "
+               "its array A holds a leaky sum of about $\\tau/E|g|$ gradients, so its effective lr grows with $\\tau$.")
+    lines = [_check_sentence(data["check"]), g_line, s_line, tt_line]
     lb = data.get("lower_bound")
     if lb is not None:
         rows = f" and A {lb.get('n_samples')} rows ($A^TA \\approx I$)" if lb.get("n_samples") else ""
