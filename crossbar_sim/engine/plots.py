@@ -221,6 +221,7 @@ def _panel(rows: list[dict], x_key: str, metric: str) -> dict | None:
             s["bound"] = np.array([_mean_std(v)[0] for v in bs])
             s["bound_std"] = np.array([_mean_std(v)[1] for v in bs])
             s["ratio_max"] = float(np.nanmax([r["ratio"] for r in rs]))
+            s["ratios"] = [np.array([r["ratio"] for r in g]) for g in per_x]  # each run against its own bound
         s["slope"] = theory.loglog_slope(s["x"], s["mean"])
         series.append(s)
     if not series:
@@ -748,7 +749,7 @@ def theory_summary(path: str, where: dict | None = None) -> str | None:
         head += ["digital SGD G (no device)" for _ in refs]
         table = []
         for i, x in enumerate(s["x"]):
-            ratio = max(v / b for v, b in zip(s["values"][i], [s["bound"][i]] * len(s["values"][i])))
+            ratio = float(np.max(s["ratios"][i]))
             row = [f"{x:g}", cell(s["mean"][i], s["std"][i], s["n"][i]), cell(s["bound"][i], s["bound_std"][i],
                                                                            s["n"][i]), f"{ratio:.3f}"]
             for o in mates:
