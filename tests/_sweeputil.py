@@ -22,6 +22,7 @@ out_size = 2
 model = "SoftBoundsReference"
 dw_min = 1e-3
 dw_min_dtod = 0.0
+up_down_dtod = 0.0
 w_max_dtod = 0.0
 w_min_dtod = 0.0
 

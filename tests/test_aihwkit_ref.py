@@ -5,7 +5,6 @@ parsing of its result line, the one-line errors for an interpreter without aihwk
 import ast
 import importlib.util
 import json
-import os
 import stat
 import subprocess
 import sys

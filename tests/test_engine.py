@@ -3,7 +3,6 @@ uninterrupted file; a network sweep gives the same file with 1 worker, 2 workers
 processes; bad input is one line and writes nothing."""
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -11,7 +10,6 @@ import sys
 import time
 
 import h5py
-import numpy as np
 import pytest
 
 from _sweeputil import TINY_TOML, assert_same_runs, cli, digest, write_spec

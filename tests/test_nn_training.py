@@ -9,7 +9,7 @@ import pytest
 
 from crossbar_sim.cli import main as cli_main
 from crossbar_sim.datasets import DATASETS, cache_file
-from crossbar_sim.errors import ConfigError, DivergenceError
+from crossbar_sim.errors import ConfigError
 from crossbar_sim.engine import kinds as engine_kinds
 from crossbar_sim.engine.kinds import KINDS, RunContext
 from crossbar_sim.engine.store import FORMAT_VERSION, h5file, open_results, read_runs, run_metrics, write_record

@@ -1,17 +1,32 @@
 """Plots (compute_* arrays, plot_* on a given Axes, the `plot` CLI) and the `devices` listing."""
 import json
+import os
+import shutil
 
 import h5py
 import numpy as np
 import pytest
+from _sweeputil import write_spec
 from matplotlib.figure import Figure
 
-from _sweeputil import write_spec
 from crossbar_sim.cli import main
+from crossbar_sim.engine.plots import (
+    compute_convergence_vs_asymmetry,
+    compute_loss_curves,
+    compute_pulses,
+    compute_weights,
+    figure_path,
+    parse_where,
+    plot_convergence_vs_asymmetry,
+    plot_loss,
+    plot_pulses,
+    plot_weights,
+    selection_note,
+    theory_summary,
+)
+from crossbar_sim.least_squares.theory import error_floor
 from crossbar_sim.errors import ConfigError, FormatError
-from crossbar_sim.engine.plots import (compute_convergence_vs_asymmetry, compute_loss_curves, compute_pulses, compute_weights,
-                                parse_where, plot_convergence_vs_asymmetry, plot_loss, plot_pulses, plot_weights,
-                                predicted_floor_shape)
+from crossbar_sim.least_squares.theory import s_terms
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -24,56 +39,87 @@ def tiny_file(tmp_path_factory):
     return str(out)
 
 
-def test_predicted_floor_shape():
-    r, sigma = 0.5, 0.1
-    tau = np.array([0.4, 0.5, 1.0, 2.0])
-    s = predicted_floor_shape(tau, r, sigma)
-    assert np.isnan(s[0]) and np.isnan(s[1])  # tau <= |W*|_inf: W* is out of reach
-    q = (r / tau[2:]) ** 2
-    assert np.allclose(s[2:], 4 * sigma**2 * q / (1 - q))
-    assert s[2] > s[3]  # the floor grows as tau shrinks
+def test_figure_path_follows_the_result_file(tmp_path):
+    here = os.path.abspath(".")
+    assert figure_path("my.h5", "convergence-vs-asymmetry") == os.path.join(here, "my_convergence_vs_asymmetry.png")
+    assert figure_path(str(tmp_path / "a" / "run.h5"), "loss") == str(tmp_path / "a" / "run_loss.png")
+    assert figure_path("x/run.h5", "pulses", figures_dir="figs") == os.path.join("figs", "run_pulses.png")
 
 
 def test_compute_convergence_vs_asymmetry(tiny_file):
     with h5py.File(tiny_file, "r") as f:
         data = compute_convergence_vs_asymmetry(f)
-        floors = {json.dumps(json.loads(g.attrs["point"]), sort_keys=True): g.attrs["error_floor"]
-                  for g in f["runs"].values()}
-    labels = [s["label"] for s in data["series"]]
-    assert labels == ["Analog SGD (lr 0.1)", "Tiki-Taka", "Digital SGD"]
-    s = data["series"][0]
-    assert list(s["tau"]) == [0.6, 2.0] and list(s["n"]) == [2, 2]
-    mine = [floors[json.dumps({"algorithm": "analog_sgd", "seed": k, "tau": 0.6}, sort_keys=True)] for k in (0, 1)]
-    assert s["mean"][0] == pytest.approx(np.mean(mine)) and s["std"][0] == pytest.approx(np.std(mine, ddof=1))
-    th = data["theory"]
-    assert th["sigma"] == 0.1 and 0 < th["w_star_inf"] <= 0.5 and np.isfinite(th["scale"]) and th["scale"] > 0
-    # the fitted constant is the geometric-mean ratio of the measured analog SGD floors to the shape
-    shape = predicted_floor_shape(s["tau"], th["w_star_inf"], th["sigma"])
-    assert th["scale"] == pytest.approx(np.exp(np.mean(np.log(s["mean"] / shape))))
-    with pytest.raises(ConfigError, match="metric must be"):
+        runs = {rid: (json.loads(g.attrs["point"]), {k: v[()] for k, v in g["metrics"].items()})
+                for rid, g in f["runs"].items()}
+    pa = data["panels"]["tau"]
+    assert data["panels"]["lr"] is None and data["panels"]["noise_std"] is None  # one lr, one noise level
+    assert [s["label"] for s in pa["series"]] == ["Analog SGD", "Tiki-Taka"]
+    assert [r["label"] for r in pa["refs"]] == ["Digital SGD, no device"]  # digital SGD has no tau: a reference
+    s = pa["series"][0]
+    assert list(s["x"]) == [0.6, 2.0] and list(s["n"]) == [2, 2]
+    # G and the bound of each analog run, recomputed here from its stored record (tiny: 30 steps, the tail is
+    # the last 20%; sigma^2 = 0.1^2 x 2 x 8 entries)
+    gs, bounds = [], []
+    for point, m in runs.values():
+        if point["algorithm"] == "analog_sgd" and point["tau"] == 0.6:
+            gs.append(error_floor(m["steps"], m["grad_norm2"], 30, 0.2))
+            bounds.append(4 * 0.1**2 * 16 * error_floor(m["steps"], s_terms(m["w_inf"], 0.6), 30, 0.2))
+    assert s["mean"][0] == pytest.approx(np.mean(gs)) and s["std"][0] == pytest.approx(np.std(gs, ddof=1))
+    assert s["bound"][0] == pytest.approx(np.mean(bounds))
+    assert pa["series"][1]["bound"] is None  # Theorem 2 is about analog SGD
+    assert data["check"]["n_runs"] == 4 and data["sigma2"] == [pytest.approx(0.16)]
+    assert data["curves"]["tau"] == 0.6 and len(data["curves"]["curves"]) == 3
+    with pytest.raises(ConfigError, match="metric must be one of"):
         compute_convergence_vs_asymmetry(f, metric="accuracy")
+
+
+def test_theory_summary_prints_g_against_each_bound(tiny_file):
+    text = theory_summary(tiny_file)
+    assert "Theorem 2 of arXiv 2406.12774" in text and "bound 4 sigma^2 S_K" in text
+    assert "Tiki-Taka G" in text and "digital SGD G (no device)" in text
+    rows = [ln.split() for ln in text.splitlines() if ln.strip().startswith(("0.6 ", "2 "))]
+    assert [r[0] for r in rows] == ["0.6", "2"]
+    # 30 steps: some runs are still in the transient the asymptotic term leaves out, and the line says so
+    assert text.splitlines()[-1].startswith("Theorem 2")
 
 
 def test_plot_functions_draw_on_the_given_axes(tiny_file):
     with h5py.File(tiny_file, "r") as f:
         conv = compute_convergence_vs_asymmetry(f)
         loss = compute_loss_curves(f, where={"tau": 0.6})
+        facets = compute_loss_curves(f)
+        pooled = compute_loss_curves(f, max_curves=2)
         wts = compute_weights(f, where={"algorithm": "tiki_taka", "tau": 2.0, "seed": 1})
         pul = compute_pulses(f, where={"algorithm": "analog_sgd"})
         with pytest.raises(FormatError, match="no snapshot at step 7"):
             compute_weights(f, where={"algorithm": "tiki_taka"}, step=7)
         with pytest.raises(FormatError, match="No finished analog run"):
             compute_pulses(f, where={"algorithm": "digital_sgd"})
-    assert len(loss["curves"]) == 3 and all(c["n"] == 2 for c in loss["curves"])
+        with pytest.raises(FormatError, match="has no metric 'accuracy'.*grad_norm2"):
+            compute_loss_curves(f, metric="accuracy")
+    # one tau selected: one panel; all of them: one panel per tau, digital SGD (no device) in each
+    assert len(loss["facets"]) == 1 and len(loss["facets"][0]["curves"]) == 3
+    assert all(c["n"] == 2 for c in loss["facets"][0]["curves"])
+    assert [fc["tau"] for fc in facets["facets"]] == [0.6, 2.0]
+    assert all([c["algorithm"] for c in fc["curves"]] == ["analog_sgd", "tiki_taka", "digital_sgd"]
+               for fc in facets["facets"])
+    assert facets["facets"][1]["curves"][2]["label"] == "Digital SGD, no device"
+    # more configurations than a panel may show: one mean per algorithm, saying how many it pools
+    assert pooled["aggregated"] and pooled["facets"][0]["curves"][0]["label"] == \
+        "Analog SGD: mean of 1 configurations (2 runs), tau 0.6 panel"
     assert [a["name"] for a in wts["arrays"]] == ["A", "C"] and wts["arrays"][0]["weights"].shape == (2, 8)
     assert wts["arrays"][0]["step"] == 30 and np.allclose(wts["arrays"][1]["w_hi"], 2.0)
+    assert wts["n_matching"] == 1 and selection_note(wts) is None
     assert pul["arrays"][0]["total"].shape == (2, 8) and pul["arrays"][0]["total"].sum() > 0
+    assert pul["n_matching"] == 4
+    assert selection_note(pul).startswith(f"4 runs match; drawing run {pul['run_id']} (") and "--run ID" in selection_note(pul)
     fig = Figure()
-    ax = fig.add_subplot()
+    ax = fig.add_subplot(2, 2, 1)
     plot_convergence_vs_asymmetry(ax, conv)
-    assert len(ax.get_legend().get_texts()) == 4  # 3 algorithms + the predicted shape
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts[0] == "Analog SGD" and "its bound" in texts[1] and texts[2:] == ["Tiki-Taka", "Digital SGD, no device"]
     ax2 = fig.add_subplot(2, 2, 2)
-    plot_loss(ax2, loss)
+    plot_loss(ax2, loss["facets"][0])
     assert ax2.get_yscale() == "log" and len(ax2.lines) == 3
     ax3 = fig.add_subplot(2, 2, 3)
     plot_weights(ax3, wts["arrays"][0])
@@ -83,12 +129,40 @@ def test_plot_functions_draw_on_the_given_axes(tiny_file):
     assert ax4.images[0].get_array().shape == (2, 8)
 
 
+def test_a_file_without_what_a_plot_needs_gives_one_line(tmp_path, tiny_file, capsys):
+    """A network run keeps its layers under tiles/<layer> and has no least-squares metrics: one line each."""
+    bad = tmp_path / "net.h5"
+    shutil.copy(tiny_file, bad)
+    with h5py.File(bad, "a") as f:
+        f.move("runs/0000/tiles/linear", "runs/0000/tiles/fc1")
+        for g in f["runs"].values():
+            del g["metrics"]["grad_norm2"]
+    no_tile = "Run 0000 has no analog layer 'linear'; its analog layers: fc1"
+    for kind, extra, msg in [("weights", ["--run", "0000", "--layer", "linear"], no_tile),
+                             ("convergence-vs-asymmetry", [], "no least-squares record to plot"),
+                             ("loss", ["--metric", "grad_norm2"], "has no metric 'grad_norm2'")]:
+        assert main(["plot", str(bad), "--kind", kind, "-o", str(tmp_path / "x.png"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
 @pytest.mark.parametrize("kind", ["convergence-vs-asymmetry", "loss", "weights", "pulses"])
 def test_plot_cli_writes_each_kind(tmp_path, tiny_file, capsys, kind):
     out = tmp_path / f"{kind}.png"
     assert main(["plot", tiny_file, "--kind", kind, "-o", str(out), "--where", "seed=0"]) == 0
     assert out.read_bytes()[:8] == PNG
     assert capsys.readouterr().out.strip() == f"figure: {out}"
+
+
+def test_plot_cli_says_which_run_it_drew(tmp_path, tiny_file, capsys):
+    src = tmp_path / "mine.h5"
+    shutil.copy(tiny_file, src)
+    assert main(["plot", str(src), "--kind", "weights", "--where", "algorithm=analog_sgd"]) == 0
+    cap = capsys.readouterr()
+    assert cap.out.strip() == f"figure: {tmp_path / 'mine_weights.png'}"  # named after the file, next to it
+    assert "4 runs match; drawing run" in cap.err and "--run ID" in cap.err
+    assert main(["plot", str(src), "--kind", "pulses", "--run", "0000", "-o", str(tmp_path / "p.png")]) == 0
+    assert capsys.readouterr().err == ""  # a unique choice needs no note
 
 
 def test_plot_cli_errors(tmp_path, tiny_file, capsys):

@@ -11,7 +11,7 @@ from _sweeputil import TINY_TOML, digest, write_spec
 from crossbar_sim.cli import main
 from crossbar_sim.device_models import asymmetric_linear_device
 from crossbar_sim.errors import FormatError
-from crossbar_sim.engine.kinds import error_floor
+from crossbar_sim.least_squares.theory import error_floor
 from crossbar_sim.engine.record import RunRecord
 from crossbar_sim.engine.store import (FORMAT_VERSION, SweepStore, load_tile, open_results, read_tree, write_record,
                                        write_tree)

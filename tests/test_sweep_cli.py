@@ -37,11 +37,25 @@ def test_sweep_writes_results_and_figure(tmp_path, capsys, tiny_clean):
     stdout = capsys.readouterr().out
     lines = [ln for ln in stdout.splitlines() if ln.startswith("[")]
     assert len(lines) == 12 and all(" floor " in ln and " final " in ln for ln in lines)  # one line per run
-    assert "error floor (see the @error_floor_definition attribute" in stdout
-    png = tmp_path / "results_convergence_vs_asymmetry.png"  # the figure follows --out
+    # the summary: Theorem 2's quantities per tau (the tiny sweep is on the asymmetric linear device)
+    assert "Theorem 2 of arXiv 2406.12774" in stdout and "Analog SGD G" in stdout
+    assert "analog SGD runs lie below their own bound" in stdout or "was exceeded in" in stdout
+    png = tmp_path / "results_convergence_vs_asymmetry.png"  # named after --out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not any(n.endswith(".tmp") or ".tmp-" in n for n in os.listdir(tmp_path))
     assert_same_runs(digest(str(out)), tiny_clean)
+
+
+def test_figure_names_follow_out_and_figures_dir(tmp_path, capsys):
+    spec = write_spec(tmp_path)
+    assert main(["sweep", spec, "--workers", "1", "--out", str(tmp_path / "first.h5"), "-q"]) == 0
+    assert main(["sweep", spec, "--workers", "1", "--out", str(tmp_path / "second.h5"), "-q",
+                 "--figures-dir", str(tmp_path / "figs")]) == 0
+    out = capsys.readouterr().out
+    first = tmp_path / "first_convergence_vs_asymmetry.png"
+    second = tmp_path / "figs" / "second_convergence_vs_asymmetry.png"  # the folder is created
+    assert first.read_bytes()[:8] == second.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the first one kept
+    assert f"figure: {first}" in out and f"figure: {second}" in out
 
 
 def test_same_results_with_two_workers(tmp_path, tiny_clean):

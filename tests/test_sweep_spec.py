@@ -18,17 +18,23 @@ def test_default_experiment_is_registered_and_expands():
     assert "convergence_vs_asymmetry" in list_experiments()
     spec, _ = resolve_spec(None)
     sw = expand(spec)
-    # 6 tau x 3 seeds x (analog and digital SGD at 2 learning rates + Tiki-Taka)
-    assert len(sw["points"]) == 90
-    assert sw["figures"] == ["convergence-vs-asymmetry"]
-    algos = {c.train.algorithm for c in sw["configs"].values()}
-    assert algos == {"analog_sgd", "tiki_taka", "digital_sgd"}
+    # 3 seeds x [(a) 2 algorithms x 6 tau + (b) 2 x 3 lr + digital 4 lr + (c) 3 noise levels + Theorem 3: 6 tau]
+    assert len(sw["points"]) == 3 * (12 + 6 + 4 + 3 + 6) == 93
+    assert sw["figures"] == ["convergence-vs-asymmetry"] and sw["floor_fraction"] == 0.25
+    cfgs = list(sw["configs"].values())
+    assert {c.train.algorithm for c in cfgs} == {"analog_sgd", "tiki_taka", "digital_sgd"}
     p0 = sw["points"][0]
     c0 = sw["configs"][p0["run_id"]]
     assert c0.train.device.w_max == p0["values"]["tau"] == -c0.train.device.w_min
-    assert c0.train.device.dw_min_std == 0.0 and c0.train.steps == 4000 and c0.task.noise_std == 0.3
-    tt = next(c for c in sw["configs"].values() if c.train.algorithm == "tiki_taka")
+    assert c0.train.device.dw_min_std == 0.0 and c0.train.device.up_down_dtod == 0.0
+    assert c0.train.steps == 10000 and c0.task.noise_std == 0.3 and c0.train.lr == 0.01
+    assert c0.train.update.desired_bl == 100  # no pulse train is clipped at lr 0.04
+    tt = next(c for c in cfgs if c.train.algorithm == "tiki_taka")
     assert tt.train.transfer.fast_lr == 0.02 and tt.train.transfer.transfer_forward.is_perfect
+    assert tt.train.transfer.n_reads_per_transfer == 2
+    lower = [c for c in cfgs if c.task.noise_dist == "two_point"]
+    assert len(lower) == 18 and all(c.task.w_star_dist == "sign" and c.task.n_samples == 1000 for c in lower)
+    assert sorted({c.train.lr for c in cfgs if c.train.algorithm == "digital_sgd"}) == [0.005, 0.01, 0.02, 0.04]
 
 
 def test_run_seeds_are_spawned_from_the_sweep_seed(tmp_path):

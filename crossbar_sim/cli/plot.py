@@ -5,9 +5,12 @@ import argparse
 
 EPILOG = """\
 kinds:
-  convergence-vs-asymmetry  error floor vs tau per algorithm (mean over seeds, std error bars) with the
-                            paper's predicted floor shape 4 sigma^2 S for analog SGD (constant fitted)
-  loss                      loss curves on a log scale (mean over seeds, min-max band)
+  convergence-vs-asymmetry  the asymptotic squared gradient norm G (tail mean of |grad f(W_k)|^2) against tau,
+                            the learning rate and the noise level (each panel when the sweep has it), every
+                            analog SGD point beside its own bound 4 sigma^2 S_K (Theorem 2, arXiv 2406.12774),
+                            and the training curves at one tau
+  loss                      training curves (--metric: loss by default), one panel per tau, mean over seeds and
+                            min-max band; a panel with many configurations shows one mean per algorithm
   weights                   weight histograms of every array of one run's tile against the device bounds
   pulses                    per-device pulse-count heatmaps of one run's tile
   accuracy-vs-tau           networks: final test accuracy vs tau per algorithm (seed error bars, digital band)
@@ -18,6 +21,7 @@ kinds:
 
 examples:
   crossbar-sim plot results.h5 --kind convergence-vs-asymmetry -o floor.png
+  crossbar-sim plot results.h5 --kind loss --metric grad_norm2 --where lr=0.01
   crossbar-sim plot results.h5 --kind loss --where tau=0.6
   crossbar-sim plot results.h5 --kind weights --where algorithm=tiki_taka --where tau=1.0 --where seed=0
   crossbar-sim plot results.h5 --kind pulses --run 0003 -o pulses.pdf
@@ -38,12 +42,13 @@ def add_parser(sub):
                             "accuracy-vs-epoch", "lm-perplexity", "lm-memory", "lm-energy"),
                    help="what to plot (see the list below)")
     p.add_argument("-o", "--out", default=None, metavar="OUT",
-                   help="output file (default: <kind>.png in the current directory)")
+                   help="output file (default: <FILE stem>_<kind>.png next to FILE)")
     p.add_argument("--run", default=None, metavar="ID", help="run id (weights, pulses, loss)")
     p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                    help="select runs by point or config value (repeatable), e.g. --where algorithm=tiki_taka")
-    p.add_argument("--metric", choices=("error_floor", "final_loss"), default="error_floor",
-                   help="y value of convergence-vs-asymmetry (default: error_floor)")
+    p.add_argument("--metric", default=None, metavar="NAME",
+                   help="convergence-vs-asymmetry: grad_norm2 (default), error_floor or final_loss; loss: any "
+                   "recorded metric (default: loss; e.g. grad_norm2, dist2, w_inf)")
     p.add_argument("--step", type=int, default=None, help="snapshot step (or epoch) for weights (default: the last)")
     p.add_argument("--layer", default=None, help="layer of a network run for weights and pulses (default: the first "
                                                  "analog layer)")
@@ -51,10 +56,13 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from crossbar_sim.engine.plots import make_figure, parse_where
+    import sys
 
-    out = args.out or f"{args.kind.replace('-', '_')}.png"
+    from crossbar_sim.engine.plots import figure_path, make_figure, parse_where
+
+    out = args.out or figure_path(args.file, args.kind)
     make_figure(args.file, args.kind, out, where=parse_where(args.where), run_id=args.run, metric=args.metric,
-                step=args.step, layer=args.layer)
+                step=args.step, layer=args.layer,
+                on_note=lambda msg: print(f"crossbar-sim plot: {msg}", file=sys.stderr))
     print(f"figure: {out}")
     return 0

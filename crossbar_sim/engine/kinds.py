@@ -27,6 +27,7 @@ import numpy as np
 
 from ..config import Config, apply_overrides, flatten
 from ..errors import ConfigError, DivergenceError, FormatError
+from ..least_squares.theory import error_floor, error_floor_definition  # noqa: F401 - the LS summary
 from .record import RunRecord
 
 #: environment variable of the fault-injection points the tests use to kill a run at a chosen moment:
@@ -374,27 +375,6 @@ class RunConfig(Config):
             raise ConfigError(f"The 'train' parameter of RunConfig must be a TrainConfig. Got {self.train!r}.")
 
 
-def error_floor(steps: np.ndarray, loss: np.ndarray, total_steps: int, fraction: float = 0.2) -> float:
-    """Mean of ``loss`` over the recorded steps in the last ``fraction`` of training (``step >= (1-f) T``).
-
-    This is the *error floor* the least-squares sweeps store and plot: the level where a run stalls, averaged
-    over the tail to reduce the gradient-noise jitter of single readings.
-    """
-    steps = np.asarray(steps)
-    loss = np.asarray(loss, np.float64)
-    if loss.size == 0:
-        return float("nan")
-    sel = steps >= (1.0 - fraction) * total_steps
-    if not np.any(sel):
-        sel = steps == steps.max()
-    return float(np.mean(loss[sel]))
-
-
-def error_floor_definition(fraction: float = 0.2) -> str:
-    return (f"mean of the recorded loss over the last {fraction:.0%} of the training steps "
-            f"(recorded steps t >= {1 - fraction:g} * steps)")
-
-
 LS_UNITS = {"loss": "1", "grad_norm2": "1", "dist2": "1", "pulses": "1"}
 
 
@@ -529,9 +509,11 @@ class LeastSquaresKind(Kind):
         return f"floor {rec.summary['error_floor']:.4g}  final {rec.summary['final_loss']:.4g}"
 
     def table(self, f):
+        from .plots import theory_summary
         from .store import read_runs
 
-        return ls_floor_table(read_runs(f))
+        text = theory_summary(f.filename)  # Theorem 2's table, where the sweep has one
+        return text if text is not None else ls_floor_table(read_runs(f))
 
 
 def _preset_with_table(name, table, where):

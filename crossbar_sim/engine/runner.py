@@ -161,8 +161,11 @@ def run_sweep(sweep: dict, out: str, *, argv=(), workers: int | None = None, sch
     console = console or Console(quiet)
     kind = get_kind(sweep["kind"])
     check_out_path(out)
-    if figures_dir is not None and not os.path.isdir(figures_dir):
-        raise ConfigError(f"--figures-dir {figures_dir} is not a folder.")
+    if figures_dir is not None:
+        try:
+            os.makedirs(figures_dir, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--figures-dir {figures_dir}: cannot create that folder ({exc.strerror}).") from None
     workers = workers if workers is not None else (os.cpu_count() or 1)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers must be >= 1. Got {workers}.")

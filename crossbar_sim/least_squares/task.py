@@ -13,6 +13,10 @@ the step onto the devices (``gradient``):
 * ``per_sample``: the ``n_samples`` rank-1 terms ``(x = a_k, d = d_k + noise_std xi_k)`` are pulsed one after
   the other, as backpropagation on hardware does. Each term's own ``|d_k a_k^T|`` drives the asymmetric
   drift, so analog SGD stalls even without injected noise (the samples' disagreement acts as noise).
+
+The lower-bound instance of the paper's analysis (its Theorem 3: a state-dependent two-point noise) is
+``noise_dist = "two_point"``, best with ``w_star_dist = "sign"`` (every ``|W*_i|`` equal to ``|W*|_inf``): see
+:mod:`crossbar_sim.least_squares.theory`.
 """
 from __future__ import annotations
 
@@ -22,7 +26,14 @@ import numpy as np
 
 from ..validation import check_choice, check_float, check_int
 from ..config import Config
+from ..errors import ConfigError
 from ..rng import make_seedseq
+
+
+#: gradient-noise distributions (``LeastSquaresTask.noise_dist``)
+NOISE_DISTS = ("gaussian", "two_point")
+#: distributions of the optimum's entries (``LeastSquaresTask.w_star_dist``)
+W_STAR_DISTS = ("uniform", "sign")
 
 
 @dataclass(frozen=True, repr=False)
@@ -48,6 +59,16 @@ class LeastSquaresTask(Config):
         ``full`` (write the noisy gradient row by row) or ``per_sample`` (pulse each sample's rank-1 term).
     seed : int
         Seed of A and W* (the same problem for every algorithm and run seed).
+    noise_dist : str
+        Distribution of the gradient noise of ``gradient = "full"``, both with mean 0 and variance
+        ``noise_std^2`` per entry: ``gaussian``, or ``two_point``, the state-dependent noise of the lower-bound
+        construction (arXiv 2406.12774, Theorem 3): each noisy entry is ``+-c`` with ``c = sqrt(G_i^2 +
+        noise_std^2)``, ``+c`` with probability ``(1 + G_i / c) / 2``, so that ``|G_i + noise|`` is always ``c``,
+        the largest mean absolute value a noise of that variance can give. Analog SGD's asymmetric drift
+        ``E|g_i| W_i / tau`` is then as large as it can be, and its floor meets ``sigma^2 S``.
+    w_star_dist : str
+        ``uniform`` (entries of ``W*`` uniform in ``+-w_star_scale``) or ``sign`` (``+-w_star_scale`` with the
+        signs of the same draws: every entry at ``|W*|_inf``, the instance where Theorem 2's ``|W|_inf`` is tight).
     """
 
     n_samples: int = 100
@@ -58,6 +79,8 @@ class LeastSquaresTask(Config):
     batch_size: int = 0
     gradient: str = "full"
     seed: int = 0
+    noise_dist: str = "gaussian"
+    w_star_dist: str = "uniform"
 
     def validate(self) -> None:
         owner = type(self).__name__
@@ -69,6 +92,11 @@ class LeastSquaresTask(Config):
         check_int(self.batch_size, "batch_size", owner, 0, self.n_samples)
         check_choice(self.gradient, "gradient", owner, ("full", "per_sample"))
         check_int(self.seed, "seed", owner, 0, 2**63 - 1)
+        check_choice(self.noise_dist, "noise_dist", owner, NOISE_DISTS)
+        check_choice(self.w_star_dist, "w_star_dist", owner, W_STAR_DISTS)
+        if self.noise_dist == "two_point" and self.gradient != "full":
+            raise ConfigError(f"The 'noise_dist' parameter of {owner} can be 'two_point' only with gradient='full' "
+                              f"(the noise is added to the gradient's entries). Got gradient={self.gradient!r}.")
 
     def build(self) -> "LeastSquares":
         return LeastSquares(self)
@@ -82,7 +110,10 @@ class LeastSquares:
         rng = np.random.default_rng(make_seedseq(self.spec.seed))
         s = self.spec
         self.A = (rng.standard_normal((s.n_samples, s.in_size)) / np.sqrt(s.n_samples)).astype(np.float32)
-        self.W_star = rng.uniform(-s.w_star_scale, s.w_star_scale, (s.out_size, s.in_size)).astype(np.float32)
+        W_star = rng.uniform(-s.w_star_scale, s.w_star_scale, (s.out_size, s.in_size))
+        if s.w_star_dist == "sign":  # the same draws' signs, so A and the signs match the uniform problem
+            W_star = s.w_star_scale * np.where(W_star < 0, -1.0, 1.0)
+        self.W_star = W_star.astype(np.float32)
         self.B = (self.A.astype(np.float64) @ self.W_star.T.astype(np.float64)).astype(np.float32)
         self._AtA = self.A.astype(np.float64).T @ self.A.astype(np.float64)
 
@@ -119,9 +150,35 @@ class LeastSquares:
         D = scale * (np.asarray(Y, np.float64) - B)
         if self.spec.gradient == "full":
             G = D.T @ np.asarray(X, np.float64)
-            if self.spec.noise_std > 0:
+            if self.spec.noise_std > 0 and self.spec.noise_dist == "two_point":
+                G = two_point_noisy(G, self.spec.noise_std, rng)
+            elif self.spec.noise_std > 0:
                 G = G + self.spec.noise_std * rng.standard_normal(G.shape)
             return G.astype(np.float32), np.eye(self.spec.out_size, dtype=np.float32)
         if self.spec.noise_std > 0:
             D = D + self.spec.noise_std * rng.standard_normal(D.shape)
         return np.asarray(X, np.float32), D.astype(np.float32)
+
+
+def two_point_noisy(G, noise_std: float, rng: np.random.Generator) -> np.ndarray:
+    """``G`` plus the two-point noise of the lower-bound construction, entry by entry.
+
+    Each entry becomes ``+-c`` with ``c = sqrt(G^2 + noise_std^2)``, ``+c`` with probability ``(1 + G/c)/2``:
+    the mean is ``G`` and the variance ``noise_std^2``, as for Gaussian noise, but ``|noisy entry| = c`` always.
+
+    Parameters
+    ----------
+    G : ndarray
+        Exact (or mini-batch) gradient.
+    noise_std : float
+        Standard deviation of the noise per entry (> 0).
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray of float64, the shape of ``G``
+    """
+    G = np.asarray(G, np.float64)
+    c = np.sqrt(G * G + noise_std * noise_std)
+    up = rng.random(G.shape) < 0.5 * (1.0 + G / c)
+    return np.where(up, c, -c)

@@ -37,6 +37,7 @@ METRIC_UNITS = {
     "grad_norm2": "||grad f(W)||_F^2",
     "dist2": "||W - W*||_F^2",
     "pulses": "device pulses applied so far (all arrays of the tile)",
+    "w_inf": "|W|_inf = max_ij |W_ij| of the weights the task sees (weight units; Theorem 2's S_K uses it)",
 }
 
 
@@ -251,6 +252,7 @@ class Trainer:
         self.rec["grad_norm2"].append(grad2)
         self.rec["dist2"].append(float(np.sum((W.astype(np.float64) - self.task.W_star) ** 2)))
         self.rec["pulses"].append(float(_total_pulses(self.model)))
+        self.rec["w_inf"].append(float(np.max(np.abs(W))) if W.size else 0.0)
         if not math.isfinite(loss):
             raise DivergenceError(f"loss became {loss} at step {self.step}; the run is stopped.")
 
@@ -306,7 +308,9 @@ class Trainer:
         self.model.set_state(state["model"])
         self.rng.bit_generator.state = state["rng"]
         self.rec_steps = list(state["rec_steps"])
-        self.rec = {k: list(v) for k, v in state["rec"].items()}
+        # a state written before a metric existed gets nan for it at the steps already recorded
+        missing = [float("nan")] * len(self.rec_steps)
+        self.rec = {k: list(state["rec"].get(k, missing)) for k in METRIC_UNITS}
 
 
 def train(task, config: TrainConfig, seed=0, progress=None) -> RunResult:
