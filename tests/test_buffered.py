@@ -49,12 +49,36 @@ def test_ttv2_subtracting_buffer():
     np.testing.assert_allclose(t.H[:, 0], [0.004, -0.001, 0.0], atol=1e-6)  # H -= n * threshold
 
 
+def test_choppers_start_unset_as_aihwkit():
+    # aihwkit 1.1.0 starts every in- and out-chopper unset (rpu_chopped_transfer_device.cpp populate; verified by
+    # dump_extra: in_chopper = [0, 0, 0]); the first fast update writes -fast_lr d x^T un-negated
+    t = _tile(ChoppedTransfer, transfer_every=0.0, in_chop_prob=0.0)
+    assert not t.in_chop.any() and not t.out_chop.any()
+    t.set_weights(np.zeros((3, 4)))
+    x = np.array([[1.0, 0.5, -0.25, 0.0]], np.float32)
+    d = np.array([[0.1, -0.2, 0.3]], np.float32)
+    t.update(x, d, lr=0.5)
+    np.testing.assert_allclose(t.a.read_weights(), -1.0 * np.outer(d[0], x[0]), rtol=1e-6)
+
+
+def test_chopped_without_chopping_never_flips():
+    # build_config('ttv2') is a ChoppedTransferCompound with in_chop_prob = 0: no sign flip ever, so after many
+    # sweeps every update still adds -fast_lr d x^T to A
+    t = _tile(ChoppedTransfer, inp=2, transfer_every=1.0, in_chop_prob=0.0, fast_lr=0.01)
+    t.set_weights(np.zeros((3, 2)))
+    for _ in range(20):
+        t.update(np.ones((1, 2), np.float32), np.full((1, 3), 0.1, np.float32), lr=0.0001)
+        assert not t.in_chop.any()
+    assert t.transfer_counter == 10
+
+
 def test_chopped_update_flips_sign_of_fast_array():
-    # pulse_type none: A changes by exactly -fast_lr * (t d)(s x)^T; aihwkit starts with every in-chopper set
+    # pulse_type none: A changes by exactly -fast_lr * (t d)(s x)^T with s, t = -1 where a chopper is set
     t = _tile(ChoppedTransfer, transfer_every=0.0, in_chop_prob=0.0)
     t.set_weights(np.zeros((3, 4)))
     x = np.array([[1.0, 0.5, -0.25, 0.0]], np.float32)
     d = np.array([[0.1, -0.2, 0.3]], np.float32)
+    t.in_chop[:] = True
     t.update(x, d, lr=0.5)
     np.testing.assert_allclose(t.a.read_weights(), +1.0 * np.outer(d[0], x[0]), rtol=1e-6)
     t.in_chop[:] = False
@@ -66,6 +90,7 @@ def test_chopped_transfer_reads_back_with_chopper_sign():
     t = _tile(ChoppedTransfer, transfer_every=0.0, in_chop_prob=0.0, buffer_granularity=1.0)
     t.set_weights(np.zeros((3, 4)))
     t.a.set_weights(np.array([[-0.025, 0, 0, 0], [0.015, 0, 0, 0], [0.005, 0, 0, 0]], np.float32))
+    t.in_chop[0] = True
     # in_chop[0] set, out choppers not: the read is sign-corrected; lr_scale = lr / (1 * g_A) = 100
     t.transfer(lr=1.0)
     np.testing.assert_allclose(t.c.read_weights()[:, 0], [0.01, -0.01, 0.0], atol=1e-7)
@@ -78,8 +103,8 @@ def test_chopper_switching_regular_and_random():
     for _ in range(8):  # n_samples = 2: a column's chopper switches after its read in odd sweeps
         reg.transfer(lr=1.0)
         seen.append(reg.in_chop.copy())
-    # column 0 is read in sweeps 0, 1, 2, 3: switched after sweeps 1 and 3 (each sign lasts two sweeps)
-    assert [bool(s[0]) for s in seen[1::2]] == [True, False, False, True]
+    # column 0 is read in sweeps 0, 1, 2, 3: switched after sweeps 1 and 3 (each sign lasts two sweeps); unset first
+    assert [bool(s[0]) for s in seen[1::2]] == [False, True, True, False]
     rnd = _tile(ChoppedTransfer, inp=1, transfer_every=0.0, in_chop_prob=0.3, seed=5)
     flips = 0
     prev = rnd.in_chop[0]

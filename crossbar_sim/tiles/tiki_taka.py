@@ -7,14 +7,20 @@ pulsed onto A with learning rate ``fast_lr``; every ``transfer_every`` mini-batc
 so the output noise and the ADC step act in weight units) and written onto C by a pulsed update with
 ``x = e_i``, ``d = -y`` and learning rate ``transfer_lr * lr`` (``scale_transfer_lr``).
 
-Granularity: A's update management uses A's device granularity and the transfer onto C uses C's, as aihwkit
-1.1.0 does (SPEC section 4 says "the mean of A's and C's"; the aihwkit source and its fixtures decide).
+Granularity: the pulsed update onto A uses the compound's granularity, the mean of A's and C's (aihwkit 1.1.0's
+``VectorRPUDevice::populate`` overwrites the compound's granularity with the mean of its devices, and the updater
+reads the compound's; checked against aihwkit 1.1.0 with A dw_min 0.001 and C dw_min 0.003: 5 pulses, not 10,
+``tests/data/aihwkit_issue19``); the transfer onto C uses C's own granularity (SPEC section 4).
+
+Row transfer (``transfer_columns=False``): the next ``n_reads_per_transfer`` rows ``r`` of A are read through the
+transfer periphery as ``y = A^T e_r`` (a backward read) and written onto C with ``x = -y``, ``d = e_r``.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -45,7 +51,8 @@ class TransferParams(Config):
     transfer_every : float
         Transfer period, in mini-batches (``units_in_mbatch``) or samples; fractional values allowed
         (``ceil(transfer_every * batch)`` samples, or ``round(transfer_every)`` samples, at least 1).
-        0 disables transfers.
+        0 disables transfers. Negative (chopped TTv2 and AGAD only): automatic, ``|transfer_every|`` sweeps of
+        the transfer vectors per ``n_states`` samples of A (aihwkit's automatic transfer period).
     units_in_mbatch : bool
         Count ``transfer_every`` in mini-batches (True) or samples.
     n_reads_per_transfer : int
@@ -58,7 +65,13 @@ class TransferParams(Config):
         Periphery of the column reads (noise and bound management are forced off).
     transfer_update : UpdateParameters
         Pulse scheme of the write onto C.
+    transfer_columns : bool
+        Transfer columns of A (True, aihwkit default) or rows (read through the backward pass).
     """
+
+    #: whether a negative ``transfer_every`` (automatic period) is allowed: None = decided by the compound class
+    #: the parameters are used with (a plain parameter set), False = rejected, True = automatic period
+    _auto_period: ClassVar[bool | None] = None
 
     gamma: float = 0.0
     transfer_every: float = 1.0
@@ -69,11 +82,17 @@ class TransferParams(Config):
     scale_transfer_lr: bool = True
     transfer_forward: IOParameters = field(default_factory=IOParameters)
     transfer_update: UpdateParameters = field(default_factory=UpdateParameters)
+    transfer_columns: bool = True
 
     def validate(self) -> None:
         owner = type(self).__name__
         V.check_float(self.gamma, "gamma", owner, 0.0)
-        V.check_float(self.transfer_every, "transfer_every", owner, 0.0)
+        V.check_float(self.transfer_every, "transfer_every", owner)
+        if self._auto_period is False and self.transfer_every < 0:
+            raise ConfigError(f"The 'transfer_every' parameter of {owner} must be a float in [0, inf) (a negative, "
+                              f"automatic period exists for ChoppedTransfer and DynamicTransfer only; aihwkit "
+                              f"silently never transfers here). Got {self.transfer_every!r} instead.")
+        V.check_bool(self.transfer_columns, "transfer_columns", owner)
         V.check_bool(self.units_in_mbatch, "units_in_mbatch", owner)
         V.check_int(self.n_reads_per_transfer, "n_reads_per_transfer", owner, 1, 2**31 - 1)
         V.check_float(self.fast_lr, "fast_lr", owner)
@@ -102,12 +121,17 @@ class TransferParams(Config):
 class TransferCompound(TransferParams):
     """Tiki-Taka v1 compound device: :class:`TransferParams` plus the devices of A and C.
 
+    A negative ``transfer_every`` is rejected (aihwkit silently never transfers); chopped TTv2 and AGAD read it as
+    the automatic period.
+
     Parameters
     ----------
     device_a, device_c : PulsedDevice or OneSidedUnitCell
         Devices of the fast array A (gradient accumulation) and of the slow array C (the weights); a
         :class:`~crossbar_sim.tiles.onesided.OneSidedUnitCell` makes that array a one-sided pair with refresh (PCM).
     """
+
+    _auto_period = False
 
     device_a: Config = field(default_factory=_default_unit_device)
     device_c: Config = field(default_factory=_default_unit_device)
@@ -179,6 +203,38 @@ class TikiTakaTile(TileBase):
         self.counters = {"n_transfers": 0, "n_transfer_reads": 0, "mvm": 0, "dac": 0, "adc": 0,
                          "n_forward": 0, "n_backward": 0}
 
+    @property
+    def fast_granularity(self) -> float:
+        """Granularity of the pulsed update onto A: the mean of A's and C's (aihwkit 1.1.0, CPU)."""
+        return 0.5 * (float(self.a.granularity) + float(self.c.granularity))
+
+    @property
+    def n_slices(self) -> int:
+        """Transfer vectors of one sweep: columns of A (``transfer_columns``) or rows."""
+        return self.in_size if self.config.device.transfer_columns else self.out_size
+
+    def _read_slices(self, idx) -> np.ndarray:
+        """Read the transfer vectors ``idx`` of A through the transfer periphery: columns ``A e_i`` (n, out_size)
+        or, for row transfer, rows ``A^T e_r`` (n, in_size)."""
+        idx = np.asarray(idx, np.int64)
+        W = self.a._w_app if self.config.device.transfer_columns else np.ascontiguousarray(self.a._w_app.T)
+        Y = read_columns(W, idx, self.transfer_io, self._keys["transfer"], self._t["transfer"],
+                         counters=self.counters, allow_bm=False)
+        self._t["transfer"] += 1
+        return Y
+
+    def _write_slices(self, idx, values, lr) -> None:
+        """Pulsed write ``C += lr * values`` onto the transfer vectors ``idx`` (columns: ``x = e_i``, ``d = -v``;
+        rows: ``x = -v``, ``d = e_r``), with the transfer update parameters and C's granularity."""
+        idx = np.asarray(idx, np.int64)
+        E = np.zeros((idx.size, self.n_slices), np.float32)
+        E[np.arange(idx.size), idx] = 1.0
+        V_ = np.ascontiguousarray(-np.asarray(values, np.float32))
+        if self.config.device.transfer_columns:
+            self.c._update(E, V_, float(lr))
+        else:
+            self.c._update(V_, E, float(lr))
+
     # ------------------------------------------------------------------ weights
     @property
     def shape(self):
@@ -233,26 +289,23 @@ class TikiTakaTile(TileBase):
                 s1 = min(B, s0 + to_next)
             else:
                 s1 = B
-            self.a._update(X[s0:s1], D[s0:s1], fast_lr)
+            self.a._update(X[s0:s1], D[s0:s1], fast_lr, self.fast_granularity)
             self.samples_seen += s1 - s0
             if every > 0 and self.samples_seen % every == 0:
                 self.transfer(lr)
             s0 = s1
 
     def transfer(self, lr: float) -> None:
-        """Read the next ``n_reads_per_transfer`` columns of A and write them onto C."""
+        """Read the next ``n_reads_per_transfer`` columns (rows) of A and write them onto C."""
         tc = self.config.device
-        n = min(tc.n_reads_per_transfer, self.in_size)
-        cols = (self.pointer + np.arange(n)) % self.in_size
-        E = np.zeros((n, self.in_size), np.float32)
-        E[np.arange(n), cols] = 1.0
+        n_sl = self.n_slices
+        n = min(tc.n_reads_per_transfer, n_sl)
+        idx = (self.pointer + np.arange(n)) % n_sl
         # bit for bit analog_mvm(A, E) (transfer_io has bound management off), without the one-hot GEMM
-        Y = read_columns(self.a._w_app, cols, self.transfer_io, self._keys["transfer"], self._t["transfer"],
-                         counters=self.counters, allow_bm=False, E=E)
-        self._t["transfer"] += 1
+        Y = self._read_slices(idx)
         lr_t = tc.transfer_lr * lr if tc.scale_transfer_lr else tc.transfer_lr
-        self.c._update(E, -Y, lr_t)
-        self.pointer = int((self.pointer + n) % self.in_size)
+        self._write_slices(idx, Y, lr_t)  # C += lr_t * read (x = e_i, d = -y)
+        self.pointer = int((self.pointer + n) % n_sl)
         self.counters["n_transfers"] += 1
         self.counters["n_transfer_reads"] += n
 

@@ -1,0 +1,117 @@
+"""Issue 19 against aihwkit 1.1.0: fixtures from runs of the real aihwkit (``tests/data/aihwkit_issue19``, made by its
+``generate.py``; every case noise-free and deterministic), compared with our tiles on the same inputs.
+
+Cases: the fast-update granularity of transfer compounds (mean of A's and C's), chopped TTv2 with auto_scale,
+auto_granularity, correct_gradient_magnitudes, forget_buffer False, row transfer, no_buffer, out-choppers, AGAD
+with auto_scale and row transfer, mixed precision (with and without quantisation bins), vector and reference unit
+cells, SoftBoundsPmax, PowStepReference, decay, and the parameters of every build_config / preset configuration.
+"""
+import gzip
+import json
+import os
+
+import numpy as np
+import pytest
+
+from crossbar_sim.device_models import ConstantStepDevice
+from crossbar_sim.tiles.buffered import BufferedTransferTile, ChoppedTransfer, DynamicTransfer
+from crossbar_sim.tiles.params import IOParameters, UpdateParameters
+from crossbar_sim.tiles.tiki_taka import CompoundTileConfig, TikiTakaTile, TransferCompound
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "aihwkit_issue19")
+FIX = np.load(os.path.join(DATA, "fixtures.npz"))
+PERFECT = IOParameters(is_perfect=True)
+
+
+G = 2.0 ** -7  # as the generator: pulse sums exact in float32
+
+
+def cs(dw=G, **kw):
+    d = dict(dw_min=dw, dw_min_dtod=0.0, dw_min_std=0.0, up_down_dtod=0.0, w_max_dtod=0.0, w_min_dtod=0.0,
+             w_max=1.0, w_min=-1.0)
+    d.update(kw)
+    return ConstantStepDevice(**d)
+
+
+def mc(**kw):
+    # closed_form off: pulses one by one, float32 sums in aihwkit's order (the buffer thresholds see the last ulp)
+    return UpdateParameters(pulse_type="mean_count", closed_form=False, **kw)
+
+
+MC31 = mc(desired_bl=31)
+BL1_MC = mc(desired_bl=1, update_bl_management=False, update_management=False)
+
+
+def run(tile, lr, n_out=3, n_in=4):
+    """Apply the fixture's batches to ``tile``; yield after each batch."""
+    X, D = FIX["seq_x"][:, :n_in], FIX["seq_d"][:, :n_out]
+    tile.set_weights(np.zeros((n_out, n_in), np.float32))
+    s = 0
+    for b in FIX["seq_batches"]:
+        tile.update(X[s:s + b], D[s:s + b], lr)
+        s += int(b)
+        yield
+
+
+def compound(cls, a=G, c=G, update=MC31, **kw):
+    comp = cls(device_a=cs(a), device_c=cs(c), transfer_forward=PERFECT, transfer_update=BL1_MC, **kw)
+    cfg = CompoundTileConfig(device=comp, update=update, forward=PERFECT, backward=PERFECT)
+    return (TikiTakaTile if cls is TransferCompound else BufferedTransferTile)(3, 4, cfg, seed=0)
+
+
+def check_sequence(name, tile, lr, arrays=("A", "C", "H"), atol=2e-6):
+    for k, _ in enumerate(run(tile, lr)):
+        got = {"A": tile.a.read_weights(), "C": tile.c.read_weights(), "W": tile.read_weights()}
+        if hasattr(tile, "H"):
+            got["H"] = tile.H
+        for a in arrays:
+            np.testing.assert_allclose(got[a], FIX[f"{name}_{a}"][k], atol=atol, err_msg=f"{name} {a} batch {k}")
+        if hasattr(tile, "in_chop") and f"{name}_in_chop" in FIX:
+            np.testing.assert_array_equal(tile.in_chop, FIX[f"{name}_in_chop"][k].astype(bool), err_msg=f"batch {k}")
+            np.testing.assert_array_equal(tile.out_chop, FIX[f"{name}_out_chop"][k].astype(bool), err_msg=f"batch {k}")
+
+
+def test_fast_update_uses_mean_granularity_of_a_and_c():
+    # aihwkit 1.1.0 CPU: VectorRPUDevice::populate sets the compound's granularity to the mean of its devices and the
+    # updater uses it: with A dw 0.001, C dw 0.003 the fast update's counts follow g = 0.002 (not A's 0.001)
+    t = compound(TransferCompound, a=0.001, c=0.003, transfer_every=0.0, fast_lr=0.01,
+                 update=mc(desired_bl=31, update_bl_management=False, update_management=False))
+    check_sequence("gran_tt", t, 0.1, arrays=("A",))
+    t = compound(ChoppedTransfer, a=0.001, c=0.003, transfer_every=0.0, fast_lr=0.01, in_chop_prob=0.0,
+                 update=mc(desired_bl=31, update_bl_management=False, update_management=False))
+    check_sequence("gran_chopped", t, 0.1, arrays=("A",))
+
+
+def test_chopped_auto_scale_regular_choppers():
+    t = compound(ChoppedTransfer, transfer_every=1.0, fast_lr=0.1, in_chop_prob=0.5, in_chop_random=False,
+                 auto_scale=True)
+    check_sequence("cttv2_auto", t, 0.5)
+    np.testing.assert_allclose([t.m_x, t.m_d], [FIX["cttv2_auto_m_x"][-1], FIX["cttv2_auto_m_d"][-1]], rtol=1e-6)
+    np.testing.assert_allclose(t.count_lr, FIX["cttv2_auto_count_lr"][-1], rtol=1e-6)
+    assert t.transfer_counter == FIX["cttv2_auto_counter"][-1]
+
+
+@pytest.mark.parametrize("name,cls,lr,kw", [
+    ("cttv2_opts", ChoppedTransfer, 0.3, dict(c=2 * G, transfer_every=2.0, fast_lr=0.2, in_chop_prob=0.34,
+                                              in_chop_random=False, auto_scale=True, auto_momentum=0.9,
+                                              auto_granularity=30.0, correct_gradient_magnitudes=True,
+                                              forget_buffer=False, momentum=0.2)),
+    ("cttv2_rows", ChoppedTransfer, 0.5, dict(transfer_every=1.0, fast_lr=0.1, in_chop_prob=0.5, in_chop_random=False,
+                                              auto_scale=True, transfer_columns=False)),
+    ("cttv2_nobuf", ChoppedTransfer, 2.0, dict(transfer_every=1.0, fast_lr=0.5, in_chop_prob=0.0, no_buffer=True)),
+    ("cttv2_outchop", ChoppedTransfer, 0.5, dict(transfer_every=1.0, fast_lr=0.1, in_chop_prob=0.5,
+                                                 in_chop_random=False, out_chop_prob=1.0, auto_scale=True)),
+    ("agad_auto", DynamicTransfer, 0.5, dict(transfer_every=1.0, fast_lr=0.1, in_chop_prob=0.5, auto_scale=True,
+                                             tail_weightening=1.5)),
+    ("agad_rows", DynamicTransfer, 0.5, dict(transfer_every=1.0, fast_lr=0.1, in_chop_prob=0.5, auto_scale=True,
+                                             tail_weightening=1.5, transfer_columns=False, forget_buffer=False,
+                                             momentum=0.1, buffer_cap=2.0)),
+])
+def test_chopped_and_agad_options(name, cls, lr, kw):
+    t = compound(cls, **kw)
+    check_sequence(name, t, lr)
+    if cls is DynamicTransfer:
+        np.testing.assert_allclose(t.running_mean, FIX[f"{name}_running_mean_weight"][-1], atol=1e-6)
+        np.testing.assert_allclose(t.past_mean, FIX[f"{name}_past_mean_weight"][-1], atol=1e-6)
+    assert t.transfer_counter == FIX[f"{name}_counter"][-1]
+    assert t.c.counters["n_pulses"] > 0  # the pulsed path ran
