@@ -16,7 +16,9 @@ from .linear_step import LinearStepDevice
 from .lookup_table import LookupTableDevice
 from .piecewise import PiecewiseStepDevice
 from .pow_step import PowStepDevice
+from .pow_step_reference import PowStepReferenceDevice
 from .soft_bounds import SoftBoundsDevice
+from .soft_bounds_pmax import SoftBoundsPmaxDevice
 from .soft_bounds_reference import SoftBoundsReferenceDevice, asymmetric_linear_device
 from .presets import PRESETS, get_preset, list_presets, preset_name, preset_source
 
@@ -31,7 +33,7 @@ def register_device(cls: type[PulsedDevice]) -> type[PulsedDevice]:
 
 
 for _cls in (ConstantStepDevice, SoftBoundsDevice, SoftBoundsReferenceDevice, LinearStepDevice, ExpStepDevice,
-             PowStepDevice, PiecewiseStepDevice, LookupTableDevice):
+             PowStepDevice, PiecewiseStepDevice, LookupTableDevice, SoftBoundsPmaxDevice, PowStepReferenceDevice):
     register_device(_cls)
 
 
@@ -69,6 +71,8 @@ __all__ = [
     "LinearStepDevice",
     "ExpStepDevice",
     "PowStepDevice",
+    "PowStepReferenceDevice",
+    "SoftBoundsPmaxDevice",
     "PiecewiseStepDevice",
     "LookupTableDevice",
     "asymmetric_linear_device",

@@ -47,6 +47,11 @@ class DeviceArrays:
         Standard deviation of the write (read-out) noise in weight units (``write_noise_std * dw_min``).
     granularity : float
         Weight granularity used by update management.
+    decay_scale : ndarray of shape (out_size, in_size), float32, or None
+        Per-device factor of one decay step, ``1 - 1/lifetime`` (0 where the drawn lifetime is <= 1); None
+        without decay (``lifetime = 0``).
+    diffusion_rate : ndarray of shape (out_size, in_size), float32, or None
+        Per-device standard deviation of one diffusion step; None without diffusion.
     """
 
     dp: np.ndarray
@@ -57,6 +62,8 @@ class DeviceArrays:
     dw_min_std: float
     write_noise: float
     granularity: float
+    decay_scale: np.ndarray | None = None
+    diffusion_rate: np.ndarray | None = None
 
     @property
     def shape(self):
@@ -86,6 +93,10 @@ class DeviceArrays:
                  "fixed_point_up", "fixed_point_down", "rel_noise_up", "rel_noise_down"]
         out = {n: self.dp[..., k] for k, n in enumerate(names)}
         out["reset_bias"] = self.reset_bias
+        if self.decay_scale is not None:
+            out["decay_scale"] = self.decay_scale
+        if self.diffusion_rate is not None:
+            out["diffusion_rate"] = self.diffusion_rate
         return out
 
 
@@ -119,6 +130,14 @@ class PulsedDevice(Config):
         after every pulse a device receives; the hidden weight evolves without it.
     enforce_consistency : bool
         Take the absolute value of the steps and make ``b_min <= 0 <= b_max`` per device.
+    lifetime, lifetime_dtod : float
+        Decay (aihwkit): per device ``t = lifetime * (1 + lifetime_dtod * xi)``; each decay step (once per
+        mini-batch, after the update: :meth:`~crossbar_sim.tiles.analog.AnalogTile.post_update_step`) moves the
+        weight towards the reset value, ``w <- (w - b) (1 - 1/t) + b`` (``w <- b`` where ``t <= 1``), clipped.
+        0 (default): no decay. In units of mini-batches.
+    diffusion, diffusion_dtod : float
+        Diffusion (aihwkit): per device ``rho = |diffusion * (1 + diffusion_dtod * xi)|``; each step adds
+        ``rho * xi`` (fresh per device), clipped. 0: none. Diffusion runs before decay.
     """
 
     dw_min: float = 0.001
@@ -136,6 +155,10 @@ class PulsedDevice(Config):
     reset_std: float = 0.01
     write_noise_std: float = 0.0
     enforce_consistency: bool = True
+    lifetime: float = 0.0
+    lifetime_dtod: float = 0.0
+    diffusion: float = 0.0
+    diffusion_dtod: float = 0.0
 
     model_code: ClassVar[int] = K.MODEL_LINEAR
     #: short name in the registry
@@ -146,7 +169,7 @@ class PulsedDevice(Config):
         owner = type(self).__name__
         check_float(self.dw_min, "dw_min", owner, 0.0, None, closed_lo=False)
         for f in ("dw_min_dtod", "dw_min_std", "up_down_dtod", "w_max_dtod", "w_min_dtod", "reset_dtod",
-                  "reset_std", "write_noise_std"):
+                  "reset_std", "write_noise_std", "lifetime", "lifetime_dtod", "diffusion", "diffusion_dtod"):
             check_float(getattr(self, f), f, owner, 0.0)
         check_float(self.up_down, "up_down", owner)
         check_float(self.reset, "reset", owner)
@@ -280,7 +303,17 @@ class PulsedDevice(Config):
         self._shape_params(dp, xi[5:], reset_bias)
         if self.model_code == K.MODEL_LINEAR:
             K.linear_derived(dp, self.dw_min_std)
+        # decay and diffusion draw after everything else, so devices without them keep the draws they always had
+        decay = diffusion = None
+        if self.lifetime > 0:
+            t = self.lifetime * (1.0 + self.lifetime_dtod * rng.standard_normal((out_size, in_size)))
+            decay = np.ascontiguousarray(np.where(t > 1.0, 1.0 - 1.0 / np.where(t > 1.0, t, 2.0), 0.0), np.float32)
+        if self.diffusion > 0:
+            rho = np.abs(self.diffusion * (1.0 + self.diffusion_dtod * rng.standard_normal((out_size, in_size))))
+            diffusion = np.ascontiguousarray(rho, np.float32)
         return DeviceArrays(
+            decay_scale=decay,
+            diffusion_rate=diffusion,
             dp=np.ascontiguousarray(np.moveaxis(dp, 0, -1), dtype=np.float32),
             tp=np.ascontiguousarray(self.tile_params(), dtype=np.float64),
             reset_bias=np.ascontiguousarray(reset_bias, dtype=np.float32),

@@ -71,12 +71,13 @@ def one_pulse(w, up, su, sd, lu, ld, ref, lo, hi, model, noise_mode, sigma, tp, 
     if model == K.MODEL_POW:
         rng_ = hi - lo
         safe = np.where(rng_ != 0, rng_, 1.0)
+        wr = w + ref  # PowStepReference (PowStep: ref = 0)
         wn = np.where(
             up,
-            w + su * np.clip((hi - w) / safe, 0, None) ** lu * (1.0 + sigma * z),
-            w - sd * np.clip((w - lo) / safe, 0, None) ** ld * (1.0 + sigma * z),
+            wr + su * np.clip((hi - wr) / safe, 0, None) ** lu * (1.0 + sigma * z),
+            wr - sd * np.clip((wr - lo) / safe, 0, None) ** ld * (1.0 + sigma * z),
         )
-        return np.where(rng_ != 0, np.clip(wn, lo, hi), w)
+        return np.where(rng_ != 0, np.clip(wn, lo, hi) - ref, w)
     if model == K.MODEL_PIECEWISE:
         n = int(tp[0])
         upt = np.asarray(tp[1:1 + n])

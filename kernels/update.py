@@ -268,14 +268,16 @@ def one_pulse(w, up, su, sd, lu, ld, ref, lo, hi, model, noise_mode, sigma, tp, 
             w += dw * (1.0 + sigma * z)
         return _clip(w, lo, hi)
     if model == MODEL_POW:
+        # PowStep (ref = 0) and PowStepReference: the response is evaluated and clipped at w + ref
         rng_ = hi - lo
         if rng_ == 0.0:
             return w
+        wr = w + ref
         if up:
-            w += su * ((hi - w) / rng_) ** lu * (1.0 + sigma * z)
+            wr += su * ((hi - wr) / rng_) ** lu * (1.0 + sigma * z)
         else:
-            w -= sd * ((w - lo) / rng_) ** ld * (1.0 + sigma * z)
-        return _clip(w, lo, hi)
+            wr -= sd * ((wr - lo) / rng_) ** ld * (1.0 + sigma * z)
+        return _clip(wr, lo, hi) - ref
     if model == MODEL_PIECEWISE:
         # tp: n_nodes, up[0..n-1], down[0..n-1]
         nn = int64(tp[0])

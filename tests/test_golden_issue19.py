@@ -115,3 +115,121 @@ def test_chopped_and_agad_options(name, cls, lr, kw):
         np.testing.assert_allclose(t.past_mean, FIX[f"{name}_past_mean_weight"][-1], atol=1e-6)
     assert t.transfer_counter == FIX[f"{name}_counter"][-1]
     assert t.c.counters["n_pulses"] > 0  # the pulsed path ran
+
+
+# ------------------------------------------------------------------------------------------ devices
+NOVAR = dict(dw_min_dtod=0.0, dw_min_std=0.0, up_down_dtod=0.0, w_max_dtod=0.0, w_min_dtod=0.0)
+
+
+def _trajectory(device, n_up, n_down):
+    from crossbar_sim.tiles.analog import AnalogTile
+    from crossbar_sim.tiles.params import TileConfig
+
+    t = AnalogTile(1, 1, TileConfig.perfect(device, BL1_MC), seed=0)
+    w = [t.read_weights()[0, 0]]
+    for k in range(n_up + n_down):  # one pulse per call
+        t.update(np.ones(1), np.full(1, -1.0 if k < n_up else 1.0), 100.0)
+        w.append(t.read_weights()[0, 0])
+    return np.array(w, np.float32), t
+
+
+@pytest.mark.parametrize("name,kw", [("pmax_default", {}),
+                                     ("pmax_b", dict(p_max=300, alpha=0.002, range_min=-0.5, range_max=1.5))])
+def test_soft_bounds_pmax_mapping_and_response(name, kw):
+    from crossbar_sim.device_models import SoftBoundsPmaxDevice
+
+    dev = SoftBoundsPmaxDevice(**kw, **NOVAR)
+    np.testing.assert_allclose([dev.w_min, dev.w_max, dev.dw_min, dev.up_down], FIX[f"{name}_mapped"], rtol=1e-6)
+    w, _ = _trajectory(dev, 400, 800)
+    np.testing.assert_allclose(w, FIX[f"{name}_w"], atol=2e-6)
+
+
+@pytest.mark.parametrize("name,kw", [
+    ("powref_a", dict(dw_min=0.02, pow_gamma=2.0, pow_gamma_dtod=0.0, reference_mean=0.1)),
+    ("powref_b", dict(dw_min=0.02, pow_gamma=1.5, pow_gamma_dtod=0.0, pow_up_down=0.3, subtract_symmetry_point=True,
+                      up_down=0.1)),
+])
+def test_pow_step_reference_response(name, kw):
+    from crossbar_sim.device_models import PowStepReferenceDevice
+
+    dev = PowStepReferenceDevice(w_max=1.0, w_min=-1.0, **{**NOVAR, **kw})
+    w, t = _trajectory(dev, 150, 300)
+    # aihwkit estimates the symmetric point in float32 and pulses with powf: a few float32 ulps of the weight
+    np.testing.assert_allclose(w, FIX[f"{name}_w"], atol=2e-6)
+    hidden = dict(zip(['decay_scales', 'diffusion_rates', 'drift_nu', 'dwmin_down', 'dwmin_up', 'gamma_down',
+                       'gamma_up', 'max_bound', 'min_bound', 'reference', 'reset_bias'], FIX[f"{name}_hidden"]))
+    np.testing.assert_allclose(t.devices.dp[0, 0, 4], hidden["reference"], atol=1e-6)  # REF row
+    np.testing.assert_allclose(t.devices.reset_bias[0, 0], hidden["reset_bias"], atol=1e-6)
+    np.testing.assert_allclose(t.devices.dp[0, 0, 2:4], [hidden["gamma_up"], hidden["gamma_down"]], rtol=1e-6)
+
+
+def test_decay_towards_reset_value():
+    from crossbar_sim.device_models import SoftBoundsReferenceDevice
+    from crossbar_sim.tiles.analog import AnalogTile
+    from crossbar_sim.tiles.params import TileConfig
+
+    cases = {"decay_cs": (cs(0.001, lifetime=10.0, reset=0.2, reset_std=0.0), [[0.5, -0.5, 0.0]]),
+             # aihwkit clamps a negative reset (-0.1 in its fixture) to 0; we keep a negative reset as given, so the
+             # equivalent of aihwkit's run here is reset 0
+             "decay_sbr": (SoftBoundsReferenceDevice(dw_min=0.001, lifetime=3.0, reset=0.0, reset_std=0.0, w_max=0.6,
+                                                     w_min=-0.6, **NOVAR), [[0.55, -0.5, 0.05]])}
+    for name, (dev, w0) in cases.items():
+        t = AnalogTile(1, 3, TileConfig.perfect(dev), seed=0)
+        t.set_weights(np.asarray(w0, np.float32))
+        out = [t.read_weights()[0]]
+        for _ in range(6):
+            t.post_update_step()
+            out.append(t.read_weights()[0])
+        np.testing.assert_allclose(np.stack(out), FIX[f"{name}_w"], atol=1e-6, err_msg=name)
+
+
+def test_decay_of_transfer_compound_leaks_a_and_c():
+    comp = TransferCompound(device_a=cs(0.01, lifetime=5.0, reset_std=0.0), device_c=cs(0.01, lifetime=5.0,
+                            reset_std=0.0), transfer_every=0.0, fast_lr=0.1, transfer_forward=PERFECT)
+    t = TikiTakaTile(1, 2, CompoundTileConfig(device=comp, update=MC31, forward=PERFECT, backward=PERFECT), seed=0)
+    t.set_weights(np.array([[0.4, -0.2]], np.float32))
+    t.update(np.array([[1.0, -1.0]], np.float32), np.array([[1.0]], np.float32), 0.1)
+    t.post_update_step()
+    np.testing.assert_allclose(np.stack([t.a.read_weights()[0], t.c.read_weights()[0]]), FIX["decay_tt_AC"], atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ mixed precision, cells
+@pytest.mark.parametrize("name,kw", [
+    ("mp", {}),
+    ("mpq", dict(n_x_bins=7, n_d_bins=5, stoc_round_x=False, stoc_round_d=False, transfer_every=2,
+                 n_rows_per_transfer=2, transfer_lr=0.5)),
+])
+def test_mixed_precision(name, kw):
+    from crossbar_sim.tiles.mixed_precision import MixedPrecisionCompound, MixedPrecisionTile, MixedPrecisionTileConfig
+
+    cfg = MixedPrecisionTileConfig(device=MixedPrecisionCompound(device=cs(), **kw), update=MC31, forward=PERFECT,
+                                   backward=PERFECT)
+    t = MixedPrecisionTile(3, 4, cfg, seed=0)
+    for k, _ in enumerate(run(t, 0.2)):
+        np.testing.assert_allclose(t.read_weights(), FIX[f"{name}_W"][k], atol=2e-6, err_msg=f"W batch {k}")
+        np.testing.assert_allclose(t.chi, FIX[f"{name}_hidden_weights_chi"][k], atol=2e-6, err_msg=f"chi batch {k}")
+    assert t.w.counters["n_pulses"] > 0
+
+
+@pytest.mark.parametrize("policy", ["all", "single_fixed", "single_sequential"])
+def test_vector_unit_cell_policies(policy):
+    from crossbar_sim.tiles.vector import VectorTile, VectorTileConfig, VectorUnitCell
+
+    cell = VectorUnitCell(unit_cell_devices=(cs(G), cs(2 * G)), update_policy=policy)
+    t = VectorTile(3, 4, VectorTileConfig(device=cell, update=MC31, forward=PERFECT, backward=PERFECT), seed=0)
+    name = f"vec_{policy}"
+    for k, _ in enumerate(run(t, 0.3)):
+        np.testing.assert_allclose(t.devs[0].read_weights(), FIX[f"{name}_A"][k], atol=2e-6, err_msg=f"d0 {k}")
+        np.testing.assert_allclose(t.devs[1].read_weights(), FIX[f"{name}_C"][k], atol=2e-6, err_msg=f"d1 {k}")
+        np.testing.assert_allclose(t.read_weights(), FIX[f"{name}_W"][k], atol=2e-6, err_msg=f"W {k}")
+
+
+def test_reference_unit_cell():
+    from crossbar_sim.tiles.vector import ReferenceUnitCell, VectorTile, VectorTileConfig
+
+    cell = ReferenceUnitCell(unit_cell_devices=(cs(G),))
+    assert cell.n_devices == 2 and cell.gamma_vec == (1.0, -1.0)
+    t = VectorTile(3, 4, VectorTileConfig(device=cell, update=MC31, forward=PERFECT, backward=PERFECT), seed=0)
+    for k, _ in enumerate(run(t, 0.3)):
+        np.testing.assert_allclose(t.read_weights(), FIX["ref_cell_W"][k], atol=2e-6, err_msg=f"W {k}")
+        np.testing.assert_allclose(t.devs[1].read_weights(), 0.0)

@@ -14,6 +14,12 @@ the step onto the devices (``gradient``):
   the other, as backpropagation on hardware does. Each term's own ``|d_k a_k^T|`` drives the asymmetric
   drift, so analog SGD stalls even without injected noise (the samples' disagreement acts as noise).
 
+The standard stochastic instance (``inputs = "gaussian"``): no design matrix; every step draws ``batch_size`` (at
+least one) fresh inputs ``x ~ N(0, I)``, the targets are ``W* x`` and the error signals ``d = W x - W* x`` (plus
+``noise_std`` noise, or none with ``noise_std = 0``). Its loss is the population loss
+``f(W) = 1/2 E||W x - W* x||^2 = 1/2 ||W - W*||_F^2``, gradient ``W - W*``. The target ``W*`` is drawn once from
+``w_star_dist`` (uniform in ``+-w_star_scale``, signs, or Gaussian) with the task's seed.
+
 The lower-bound instance of the paper's analysis (its Theorem 3: a state-dependent two-point noise) is
 ``noise_dist = "two_point"``, best with ``w_star_dist = "sign"`` (every ``|W*_i|`` equal to ``|W*|_inf``): see
 :mod:`crossbar_sim.least_squares.theory`.
@@ -33,7 +39,9 @@ from ..rng import make_seedseq
 #: gradient-noise distributions (``LeastSquaresTask.noise_dist``)
 NOISE_DISTS = ("gaussian", "two_point")
 #: distributions of the optimum's entries (``LeastSquaresTask.w_star_dist``)
-W_STAR_DISTS = ("uniform", "sign")
+W_STAR_DISTS = ("uniform", "sign", "gaussian")
+#: where a step's inputs come from (``LeastSquaresTask.inputs``)
+INPUTS = ("design", "gaussian")
 
 
 @dataclass(frozen=True, repr=False)
@@ -43,7 +51,7 @@ class LeastSquaresTask(Config):
     Parameters
     ----------
     n_samples : int
-        Rows of the design matrix A (the paper: 100).
+        Rows of the design matrix A (the paper: 100); not used with ``inputs = "gaussian"``.
     in_size : int
         Columns of A = tile inputs (the paper: 40).
     out_size : int
@@ -54,7 +62,8 @@ class LeastSquaresTask(Config):
     noise_std : float
         Standard deviation of the gradient noise per entry (0: exact gradients).
     batch_size : int
-        Rows used per step (0: all rows, the deterministic gradient plus injected noise).
+        Rows used per step (0: all rows, the deterministic gradient plus injected noise); with
+        ``inputs = "gaussian"``, fresh samples per step (0 or 1: one).
     gradient : str
         ``full`` (write the noisy gradient row by row) or ``per_sample`` (pulse each sample's rank-1 term).
     seed : int
@@ -67,8 +76,12 @@ class LeastSquaresTask(Config):
         the largest mean absolute value a noise of that variance can give. Analog SGD's asymmetric drift
         ``E|g_i| W_i / tau`` is then as large as it can be, and its floor meets ``sigma^2 S``.
     w_star_dist : str
-        ``uniform`` (entries of ``W*`` uniform in ``+-w_star_scale``) or ``sign`` (``+-w_star_scale`` with the
-        signs of the same draws: every entry at ``|W*|_inf``, the instance where Theorem 2's ``|W|_inf`` is tight).
+        ``uniform`` (entries of ``W*`` uniform in ``+-w_star_scale``), ``sign`` (``+-w_star_scale`` with the
+        signs of the same draws: every entry at ``|W*|_inf``, the instance where Theorem 2's ``|W|_inf`` is tight)
+        or ``gaussian`` (normal with standard deviation ``w_star_scale``).
+    inputs : str
+        ``design`` (rows of the fixed design matrix A, the paper's problem) or ``gaussian`` (fresh ``x ~ N(0, I)``
+        every step, population loss ``1/2 ||W - W*||_F^2``).
     """
 
     n_samples: int = 100
@@ -81,6 +94,7 @@ class LeastSquaresTask(Config):
     seed: int = 0
     noise_dist: str = "gaussian"
     w_star_dist: str = "uniform"
+    inputs: str = "design"
 
     def validate(self) -> None:
         owner = type(self).__name__
@@ -89,7 +103,8 @@ class LeastSquaresTask(Config):
         check_int(self.out_size, "out_size", owner, 1, 10**6)
         check_float(self.w_star_scale, "w_star_scale", owner, 0.0)
         check_float(self.noise_std, "noise_std", owner, 0.0)
-        check_int(self.batch_size, "batch_size", owner, 0, self.n_samples)
+        check_choice(self.inputs, "inputs", owner, INPUTS)
+        check_int(self.batch_size, "batch_size", owner, 0, self.n_samples if self.inputs == "design" else 10**6)
         check_choice(self.gradient, "gradient", owner, ("full", "per_sample"))
         check_int(self.seed, "seed", owner, 0, 2**63 - 1)
         check_choice(self.noise_dist, "noise_dist", owner, NOISE_DISTS)
@@ -109,20 +124,30 @@ class LeastSquares:
         self.spec = spec if spec is not None else LeastSquaresTask(**kwargs)
         rng = np.random.default_rng(make_seedseq(self.spec.seed))
         s = self.spec
-        self.A = (rng.standard_normal((s.n_samples, s.in_size)) / np.sqrt(s.n_samples)).astype(np.float32)
+        self.gaussian_inputs = s.inputs == "gaussian"
+        A = rng.standard_normal((s.n_samples, s.in_size)) / np.sqrt(s.n_samples)  # drawn in both modes: same W*
         W_star = rng.uniform(-s.w_star_scale, s.w_star_scale, (s.out_size, s.in_size))
         if s.w_star_dist == "sign":  # the same draws' signs, so A and the signs match the uniform problem
             W_star = s.w_star_scale * np.where(W_star < 0, -1.0, 1.0)
+        elif s.w_star_dist == "gaussian":
+            W_star = s.w_star_scale * rng.standard_normal((s.out_size, s.in_size))
         self.W_star = W_star.astype(np.float32)
-        self.B = (self.A.astype(np.float64) @ self.W_star.T.astype(np.float64)).astype(np.float32)
-        self._AtA = self.A.astype(np.float64).T @ self.A.astype(np.float64)
+        if self.gaussian_inputs:
+            self.A = np.zeros((0, s.in_size), np.float32)
+            self.B = np.zeros((0, s.out_size), np.float32)
+            self._AtA = np.eye(s.in_size)  # E[x x^T] = I: the population loss
+        else:
+            self.A = A.astype(np.float32)
+            self.B = (self.A.astype(np.float64) @ self.W_star.T.astype(np.float64)).astype(np.float32)
+            self._AtA = self.A.astype(np.float64).T @ self.A.astype(np.float64)
 
     @property
     def shape(self) -> tuple[int, int]:
         return (self.spec.out_size, self.spec.in_size)
 
     def loss(self, W) -> float:
-        """``f(W) = 1/2 ||A W^T - B||^2`` (exact, float64)."""
+        """``f(W) = 1/2 ||A W^T - B||^2`` (exact, float64); the population loss ``1/2 ||W - W*||_F^2`` with
+        Gaussian inputs."""
         E = np.asarray(W, np.float64) - self.W_star.astype(np.float64)
         return float(0.5 * np.sum((E @ self._AtA) * E))
 
@@ -135,7 +160,11 @@ class LeastSquares:
         return float(np.sum(self.grad(W) ** 2))
 
     def batch(self, rng: np.random.Generator):
-        """Inputs of one step: rows of A (all, or a random batch)."""
+        """Inputs of one step: rows of A (all, or a random batch), or fresh Gaussian inputs and their targets."""
+        if self.gaussian_inputs:
+            X = rng.standard_normal((max(1, self.spec.batch_size), self.spec.in_size)).astype(np.float32)
+            B = (X.astype(np.float64) @ self.W_star.T.astype(np.float64)).astype(np.float32)
+            return X, B, 1.0
         if self.spec.batch_size and self.spec.batch_size < self.spec.n_samples:
             idx = rng.choice(self.spec.n_samples, self.spec.batch_size, replace=False)
             return self.A[idx], self.B[idx], self.spec.n_samples / self.spec.batch_size

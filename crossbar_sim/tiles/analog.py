@@ -127,6 +127,18 @@ class TileBase:
         counters["n_" + stream] += X.shape[0]
         return y
 
+    def post_update_step(self) -> None:
+        """What happens to the devices between mini-batches: diffusion, then decay (aihwkit's
+        ``post_update_step``, called by its optimiser once per mini-batch after the update). A no-op for devices
+        without ``diffusion`` / ``lifetime``. Compound tiles apply it to every array."""
+        for t in self._post_update_arrays():
+            t.post_update_step()
+
+    def _post_update_arrays(self) -> list:
+        """The arrays :meth:`post_update_step` reaches (compound tiles: their sub-arrays)."""
+        tiles = getattr(self, "tiles", None)
+        return list(tiles.values()) if isinstance(tiles, dict) else []
+
     def _update_args(self, x, d, lr):
         """``(X, D, lr)`` of a public ``update`` call, checked: batches of the right sizes and equal length,
         finite, ``lr >= 0`` (errors name the parameter)."""
@@ -266,6 +278,24 @@ class AnalogTile(TileBase):
         if self._w_app is not self._w:
             self._w_app[sel] = (self._w + self.devices.write_noise * rng.standard_normal(self.shape))[sel]
 
+    def post_update_step(self) -> None:
+        """Diffusion, then decay, once (aihwkit ``post_update_step``; see ``lifetime`` and ``diffusion`` of the
+        device): ``w <- clip(w + rho xi)``, then ``w <- clip((w - b) (1 - 1/t) + b)`` with ``b`` the reset value;
+        the write noise of every device is redrawn after either. A no-op without them."""
+        dev = self.devices
+        if dev.diffusion_rate is None and dev.decay_scale is None:
+            return
+        if dev.diffusion_rate is not None:
+            rng = np.random.default_rng([int(self._keys["misc"]), self._t["misc"]])
+            self._t["misc"] += 1
+            w = self._w + dev.diffusion_rate * rng.standard_normal(self.shape).astype(np.float32)
+            np.clip(w, self.w_min_bound, self.w_max_bound, out=self._w)
+        if dev.decay_scale is not None:
+            b = dev.reset_bias
+            w = (self._w - b) * dev.decay_scale + b
+            np.clip(w.astype(np.float32), self.w_min_bound, self.w_max_bound, out=self._w)
+        self._redraw_write_noise()
+
     # ------------------------------------------------------------------ MVMs (forward / backward: TileBase)
     def _mvm_weights(self) -> np.ndarray:
         return self._w_app
@@ -362,6 +392,8 @@ class AnalogTile(TileBase):
             "device_params": dev.dp.copy(),
             "tile_params": dev.tp.copy(),
             "reset_bias": dev.reset_bias.copy(),
+            **({"decay_scale": dev.decay_scale.copy()} if dev.decay_scale is not None else {}),
+            **({"diffusion_rate": dev.diffusion_rate.copy()} if dev.diffusion_rate is not None else {}),
             "pulse_counts": self.pulse_counts.copy(),  # (out, in, 2)
             "stats": self._stats.copy(),
             "counters": dict(self.counters),
@@ -378,6 +410,9 @@ class AnalogTile(TileBase):
             dp=np.ascontiguousarray(state["device_params"], np.float32),
             tp=np.ascontiguousarray(state["tile_params"], np.float64),
             reset_bias=np.ascontiguousarray(state["reset_bias"], np.float32),
+            decay_scale=(np.ascontiguousarray(state["decay_scale"], np.float32) if "decay_scale" in state else None),
+            diffusion_rate=(np.ascontiguousarray(state["diffusion_rate"], np.float32)
+                            if "diffusion_rate" in state else None),
         )
         self._w = np.ascontiguousarray(state["weights"], np.float32).copy()
         if self.devices.write_noise == 0.0:

@@ -207,25 +207,39 @@ class OneSidedTileConfig(Config):
                                   f"{getattr(self, name)!r}.")
 
 
+@dataclass(frozen=True, repr=False)
+class DifferenceUnitCell(OneSidedUnitCell):
+    """aihwkit's deprecated alias of :class:`OneSidedUnitCell` (``DifferenceUnitCell``): the same pair."""
+
+
 def is_array_device(device) -> bool:
-    """True for what one array of weights can be built from: a device model or a :class:`OneSidedUnitCell`."""
+    """True for what one array of weights can be built from: a device model, a :class:`OneSidedUnitCell` or a
+    :class:`~crossbar_sim.tiles.vector.VectorUnitCell` (vector and reference cells)."""
     from crossbar_sim.device_models import PulsedDevice
 
-    return isinstance(device, (PulsedDevice, OneSidedUnitCell))
+    from .vector import VectorUnitCell
+
+    return isinstance(device, (PulsedDevice, OneSidedUnitCell, VectorUnitCell))
 
 
 def check_array_device(device, name: str, owner: str, optional: bool = False) -> None:
-    """Raise :class:`ConfigError` unless ``device`` is a device model or a one-sided unit cell (or None)."""
+    """Raise :class:`ConfigError` unless ``device`` is a device model or a unit cell (or None)."""
     if optional and device is None:
         return
     if not is_array_device(device):
-        raise ConfigError(f"The '{name}' parameter of {owner} must be a device model or a OneSidedUnitCell"
-                          f"{' or None' if optional else ''}. Got {device!r}.")
+        raise ConfigError(f"The '{name}' parameter of {owner} must be a device model, a OneSidedUnitCell or a "
+                          f"VectorUnitCell{' or None' if optional else ''}. Got {device!r}.")
 
 
 def make_array(out_size: int, in_size: int, device, update: UpdateParameters, forward: IOParameters,
                backward: IOParameters, seed=None, threads=None):
-    """One array of weights: an :class:`AnalogTile` for a device model, a :class:`OneSidedTile` for a unit cell."""
+    """One array of weights: an :class:`AnalogTile` for a device model, a :class:`OneSidedTile` for a one-sided
+    cell, a :class:`~crossbar_sim.tiles.vector.VectorTile` for a vector or reference cell."""
+    from .vector import VectorTile, VectorTileConfig, VectorUnitCell
+
+    if isinstance(device, VectorUnitCell):
+        cfg = VectorTileConfig(device=device, update=update, forward=forward, backward=backward)
+        return VectorTile(out_size, in_size, cfg, seed=seed, threads=threads)
     if isinstance(device, OneSidedUnitCell):
         cfg = OneSidedTileConfig(device=device, update=update, forward=forward, backward=backward)
         return OneSidedTile(out_size, in_size, cfg, seed=seed, threads=threads)
