@@ -201,6 +201,16 @@ def _coerce(value, current, key, strict: bool = False):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"Override '{key}' expects a list. Got {value!r}.")
         return tuple(value)
+    if isinstance(current, dict):
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"Override '{key}' expects a table, e.g. {{\"in_chop_prob\": 0.05}}. Got "
+                                  f"{value!r}.") from exc
+        if not isinstance(value, dict):
+            raise ConfigError(f"Override '{key}' expects a table (a dict). Got {value!r}.")
+        return dict(value)
     if current is None:
         if isinstance(value, str):
             try:
@@ -300,6 +310,14 @@ def _apply_one(cfg: Config, path: list[str], value, full_key, strict: bool = Fal
                 )
         else:
             new = _coerce(value, current, full_key, strict)
+        return cfg.replace(**{head: new})
+    if isinstance(current, dict):  # a free-form table (e.g. transfer_extra): a dotted key sets one entry
+        new = dict(current)
+        inner = new
+        for p in path[1:-1]:
+            inner[p] = dict(inner.get(p) or {})
+            inner = inner[p]
+        inner[path[-1]] = value
         return cfg.replace(**{head: new})
     if not isinstance(current, Config):
         raise ConfigError(f"Unknown key '{full_key}': '{head}' of {type(cfg).__name__} has no sub-parameters.")

@@ -13,8 +13,8 @@ a plain device config (a frozen dataclass of one of our models), so it can be in
 
 What our models do not carry, and how each preset handles it:
 
-* Capacitor: aihwkit adds a leakage (``lifetime = 1e6`` mini-batches, ``lifetime_dtod = 0.3``); we do not
-  model leakage. At 1e6 mini-batches it changes a weight by ~1e-6 of its value per mini-batch.
+* Capacitor: aihwkit's leakage (``lifetime = 1e6`` mini-batches, ``lifetime_dtod = 0.3``) is modelled: the weight
+  decays towards its reset value by ~1e-6 of its distance per mini-batch (``post_update_step``).
 * ReRAM array (IEDM 2022): aihwkit's ``corrupt_devices_prob`` is 0 by default (13.5 % / 9.8 % measured); we
   do not model corrupt devices.
 * PCM (Nandakumar et al. 2020): the measured device only potentiates gradually (SET); aihwkit uses it only
@@ -67,11 +67,13 @@ def _reram_sb():
 
 
 def _capacitor():
-    """Capacitor: aihwkit ``CapacitorPresetDevice``, a LinearStep fit to Li et al. 2018 (leakage omitted)."""
+    """Capacitor: aihwkit ``CapacitorPresetDevice``, a LinearStep fit to Li et al. 2018, with its leakage (lifetime
+    1e6 mini-batches)."""
     return LinearStepDevice(dw_min=0.005, up_down=0.0, w_max=1.0, w_min=-1.0, mult_noise=False,
                             gamma_up=0.05, gamma_down=0.05, dw_min_dtod=0.1, up_down_dtod=0.06,
                             w_max_dtod=0.07, w_min_dtod=0.07, gamma_up_dtod=0.01, gamma_down_dtod=0.01,
-                            dw_min_std=0.3, write_noise_std=0.0, mean_bound_reference=True)
+                            dw_min_std=0.3, write_noise_std=0.0, mean_bound_reference=True, lifetime=1e6,
+                            lifetime_dtod=0.3)
 
 
 def _ecram():
@@ -151,7 +153,7 @@ def _reram_array_hfo2():
 PRESETS = {
     "ReRamES": (_reram_es, f"ExpStep fit to {GONG_2018}; {AIHWKIT}"),
     "ReRamSB": (_reram_sb, f"SoftBounds(Reference) loose fit to {GONG_2018}; {AIHWKIT}"),
-    "Capacitor": (_capacitor, f"LinearStep fit to {LI_2018} (leakage not modelled); {AIHWKIT}"),
+    "Capacitor": (_capacitor, f"LinearStep fit to {LI_2018} (leakage: lifetime 1e6 mini-batches); {AIHWKIT}"),
     "EcRam": (_ecram, f"LinearStep fit to {TANG_2018}; {AIHWKIT}"),
     "EcRamMO": (_ecram_mo, f"LinearStep fit to {KIM_2019}; {AIHWKIT}"),
     "PCM": (_pcm, f"plus-minus pair with refresh (OneSidedUnitCell, aihwkit PCMPresetUnitCell) of the ExpStep "

@@ -233,3 +233,90 @@ def test_reference_unit_cell():
     for k, _ in enumerate(run(t, 0.3)):
         np.testing.assert_allclose(t.read_weights(), FIX["ref_cell_W"][k], atol=2e-6, err_msg=f"W {k}")
         np.testing.assert_allclose(t.devs[1].read_weights(), 0.0)
+
+
+# ------------------------------------------------------------------------------------------ configurations
+CONFIGS = json.load(gzip.open(os.path.join(DATA, "configs.json.gz"), "rt"))
+#: fields whose values differ on purpose or do not matter: nm_thres is used only by noise_management "constant"
+#: (aihwkit 0.0, ours 1.0); construction_seed is not reproduced (tiles take the run's seed)
+SKIP = {"nm_thres", "construction_seed"}
+
+
+def _compare(ours, theirs, path, out, seen):
+    """Every field of our config that aihwkit's dump also has, compared (recursively); mismatches into ``out``."""
+    import dataclasses
+
+    from crossbar_sim.config import Config
+
+    if isinstance(ours, Config):
+        if not isinstance(theirs, dict):
+            out.append(f"{path}: ours {type(ours).__name__}, aihwkit {theirs!r}")
+            return
+        mapped = dict(theirs)
+        devs = theirs.get("unit_cell_devices")
+        if isinstance(devs, list) and devs:
+            mapped.setdefault("device_a", devs[0])
+            mapped.setdefault("device_c", devs[-1])
+            mapped.setdefault("unit_device", devs[0])
+        for f in dataclasses.fields(ours):
+            if f.name in SKIP or f.name not in mapped:
+                continue
+            _compare(getattr(ours, f.name), mapped[f.name], f"{path}.{f.name}", out, seen)
+        return
+    if isinstance(ours, tuple):
+        if not isinstance(theirs, list) or len(theirs) != len(ours):
+            out.append(f"{path}: ours {ours!r}, aihwkit {theirs!r}")
+            return
+        for k, (a, b) in enumerate(zip(ours, theirs)):
+            _compare(a, b, f"{path}[{k}]", out, seen)
+        return
+    seen.append(path)
+    if isinstance(ours, str):
+        if str(theirs).lower() != ours.lower():
+            out.append(f"{path}: ours {ours!r}, aihwkit {theirs!r}")
+        return
+    if isinstance(ours, bool) or isinstance(theirs, bool):
+        if bool(ours) != bool(theirs):
+            out.append(f"{path}: ours {ours!r}, aihwkit {theirs!r}")
+        return
+    if isinstance(ours, (int, float)):
+        if not isinstance(theirs, (int, float)) or not np.isclose(float(ours), float(theirs), rtol=1e-9, atol=1e-12):
+            out.append(f"{path}: ours {ours!r}, aihwkit {theirs!r}")
+
+
+def _ours_vs_aihwkit(cfg, theirs):
+    out, seen = [], []
+    _compare(cfg, theirs, type(cfg).__name__, out, seen)
+    assert len(seen) >= 40, seen  # not vacuous: device, update, periphery and compound fields were compared
+    return out
+
+
+@pytest.mark.parametrize("key", sorted(k for k in CONFIGS if k.startswith("build_config:")))
+def test_build_config_parameters_equal_aihwkit(key):
+    from crossbar_sim.device_models import ConstantStepDevice, SoftBoundsReferenceDevice
+    from crossbar_sim.presets import build_config
+
+    _, alg, dev, *rest = key.split(":")
+    n = int(rest[0].split("=")[1]) if rest else 1
+    device = {"ConstantStep": ConstantStepDevice, "SoftBoundsReference": SoftBoundsReferenceDevice}[dev]
+    cfg = build_config(alg, device, n_devices=n)
+    assert _ours_vs_aihwkit(cfg, CONFIGS[key]) == []
+
+
+RPU_KEYS = sorted(k for k in CONFIGS if k.startswith("preset:") and k[7:] not in
+                  ("FloatingPointPreset", "StandardHWATrainingPreset"))
+
+
+@pytest.mark.parametrize("key", RPU_KEYS)
+def test_rpu_presets_equal_aihwkit(key):
+    from crossbar_sim.presets import RPU_PRESETS, get_rpu_preset
+
+    name = key[len("preset:"):]
+    assert name in RPU_PRESETS
+    assert _ours_vs_aihwkit(get_rpu_preset(name), CONFIGS[key]) == []
+
+
+def test_every_aihwkit_rpu_preset_is_registered():
+    from crossbar_sim.presets import RPU_PRESETS
+
+    assert sorted(RPU_PRESETS) == sorted(k[len("preset:"):] for k in RPU_KEYS)

@@ -254,8 +254,8 @@ def test_bad_tile_input_is_rejected():
         pair.set_weights(np.zeros((4, 3)))
     with pytest.raises(ShapeError, match=r"'mask' must have shape \(3, 4\)"):
         pair.plus.reset_devices(np.zeros(3, bool))
-    with pytest.raises(ConfigError, match=r"'device' parameter of TrainConfig must be a device model or a "
-                                          r"OneSidedUnitCell"):
+    with pytest.raises(ConfigError, match=r"'device' parameter of TrainConfig must be a device model, a "
+                                          r"OneSidedUnitCell or a VectorUnitCell"):
         TrainConfig(device="PCM")
     with pytest.raises(ConfigError, match=r"Unknown parameter\(s\) 'colour' for OneSidedUnitCell"):
         get_preset("PCM", colour=1)
@@ -376,8 +376,8 @@ def test_device_files_and_network_configs_take_the_pair(tmp_path):
     with pytest.raises(FormatError, match=r"holds a IOParameters, not a device model \(or a one-sided unit cell\)"):
         load_device_file(str(bad))
     assert NetConfig(device=get_preset("PCM")).resolved_device() == get_preset("PCM")
-    with pytest.raises(ConfigError, match=r"'device' parameter of NetConfig must be a device model or a "
-                                          r"OneSidedUnitCell or None"):
+    with pytest.raises(ConfigError, match=r"'device' parameter of NetConfig must be a device model, a "
+                                          r"OneSidedUnitCell or a VectorUnitCell or None"):
         NetConfig(device=PERFECT)
 
 

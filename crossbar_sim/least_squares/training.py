@@ -29,7 +29,7 @@ from ..rng import make_seedseq
 from .task import LeastSquares
 from ..tiles.analog import AnalogTile
 
-ALGORITHMS = ("digital_sgd", "analog_sgd", "tiki_taka", "ttv2", "chopped_ttv2", "agad")
+ALGORITHMS = ("digital_sgd", "analog_sgd", "tiki_taka", "ttv2", "chopped_ttv2", "agad", "mixed_precision")
 
 #: units of the recorded metrics (stored as HDF5 attributes)
 METRIC_UNITS = {
@@ -58,9 +58,20 @@ class TrainConfig(Config):
     Parameters
     ----------
     algorithm : str
-        ``digital_sgd`` (floating point), ``analog_sgd`` (gradient pulsed onto W), ``tiki_taka`` (v1), or
-        the buffered variants ``ttv2``, ``chopped_ttv2`` and ``agad`` (:mod:`crossbar_sim.tiles.buffered`, with
-        their default buffer/chopper parameters and the v1 hyper-parameters of ``transfer``).
+        ``digital_sgd`` (floating point), ``analog_sgd`` (gradient pulsed onto W), ``tiki_taka`` (v1), the
+        buffered variants ``ttv2``, ``chopped_ttv2`` and ``agad`` (:mod:`crossbar_sim.tiles.buffered`, with
+        their default buffer/chopper parameters, the v1 hyper-parameters of ``transfer`` and ``transfer_extra``),
+        or ``mixed_precision`` (:mod:`crossbar_sim.tiles.mixed_precision`, options in ``transfer_extra``).
+    algorithm_preset : str
+        A preset instead of ``algorithm`` (which must then stay at its default): aihwkit's ``build_config`` names
+        (``sgd``, ``ttv1``, ``ttv2``, ``c-ttv2``, ``agad``, ``mp`` and their aliases), ours (``ours-c-ttv2``,
+        ``ours-agad``), built with ``device``, ``forward``/``backward`` and ``update`` as aihwkit's
+        ``build_config(name, device, io_parameters, up_parameters)``; or an aihwkit preset RPU config by class name
+        (``ChoppedTTv2EcRamPreset``, ...), which brings its own device, periphery and update. See
+        :mod:`crossbar_sim.presets`. "" (default): use ``algorithm``.
+    transfer_extra : dict
+        Fields of the algorithm's compound to change (``{"in_chop_prob": 0.05, "auto_scale": true}``; with a preset,
+        on top of the preset's); dotted keys reach single entries (``train.transfer_extra.auto_scale = true``).
     device : PulsedDevice or OneSidedUnitCell
         Device of the weight tile (and of Tiki-Taka's A and C unless ``device_c`` is set); a
         :class:`~crossbar_sim.tiles.onesided.OneSidedUnitCell` (the ``PCM`` preset) makes each array a one-sided pair
@@ -97,10 +108,13 @@ class TrainConfig(Config):
         fast_lr=0.02, transfer_forward=IOParameters(is_perfect=True)))
     record_every: int = 1
     snapshot_every: int = 0
+    algorithm_preset: str = ""
+    transfer_extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         owner = type(self).__name__
         check_choice(self.algorithm, "algorithm", owner, ALGORITHMS)
+        check_run_preset(self, owner, "analog_sgd")
         check_float(self.lr, "lr", owner, 0.0, closed_lo=False)
         check_int(self.steps, "steps", owner, 0, 10**9)
         check_int(self.record_every, "record_every", owner, 1, 10**9)
@@ -174,25 +188,65 @@ class DigitalWeights:
         self.w = np.asarray(state["weights"], np.float64).copy()
 
 
-def build_model(shape, cfg: TrainConfig, seed):
-    """The weight holder of a run: digital weights, an analog tile (or one-sided pair) or a Tiki-Taka (v1 or
-    buffered) tile."""
-    if cfg.algorithm == "digital_sgd":
-        return DigitalWeights(shape)
-    if cfg.algorithm == "analog_sgd":  # an AnalogTile, or a OneSidedTile for a one-sided unit cell (PCM pair)
-        return make_array(shape[0], shape[1], cfg.device, cfg.update, cfg.forward, cfg.backward, seed=seed)
-    if cfg.algorithm == "tiki_taka":
-        comp = TransferCompound.from_params(cfg.transfer, cfg.device, cfg.device_c)
-        cc = CompoundTileConfig(device=comp, update=cfg.update, forward=cfg.forward, backward=cfg.backward)
-        return TikiTakaTile(shape[0], shape[1], cc, seed=seed)
-    from ..tiles.buffered import BufferedTransfer, BufferedTransferTile, ChoppedTransfer, DynamicTransfer, \
-        with_transfer_params
+def check_run_preset(cfg, owner: str, default_algorithm: str) -> None:
+    """Checks shared by the run configs (least squares, networks): a known ``algorithm_preset``, not together with
+    a non-default ``algorithm``, and a ``transfer_extra`` table with string keys."""
+    from ..errors import ConfigError
 
+    if not isinstance(cfg.transfer_extra, dict) or not all(isinstance(k, str) for k in cfg.transfer_extra):
+        raise ConfigError(f"The 'transfer_extra' parameter of {owner} must be a table of compound fields. Got "
+                          f"{cfg.transfer_extra!r}.")
+    if not isinstance(cfg.algorithm_preset, str):
+        raise ConfigError(f"The 'algorithm_preset' parameter of {owner} must be a string. Got "
+                          f"{cfg.algorithm_preset!r}.")
+    if cfg.algorithm_preset:
+        from ..presets import check_preset_name
+
+        check_preset_name(cfg.algorithm_preset, "algorithm_preset")
+        if cfg.algorithm != default_algorithm:
+            raise ConfigError(f"{owner}: give either 'algorithm' ({cfg.algorithm!r}) or 'algorithm_preset' "
+                              f"({cfg.algorithm_preset!r}), not both (a preset names its algorithm).")
+        if getattr(cfg, "device_c", None) is not None:
+            raise ConfigError(f"{owner}: 'device_c' is not used with 'algorithm_preset' (a preset uses one device "
+                              f"for every array, as aihwkit's build_config).")
+
+
+def algorithm_tile_config(cfg, device, device_c=None):
+    """The tile config of a run's ``algorithm`` (not digital SGD) with ``device`` (and C's ``device_c``), its update,
+    periphery, ``transfer`` and ``transfer_extra``; or of its ``algorithm_preset``. Shared by the least-squares and
+    network runs."""
+    from ..presets import tile_config_for, with_compound_options
+    from ..tiles.buffered import BufferedTransfer, ChoppedTransfer, DynamicTransfer, with_transfer_params
+    from ..tiles.mixed_precision import MixedPrecisionCompound, MixedPrecisionTileConfig
+
+    extra = dict(cfg.transfer_extra)
+    if cfg.algorithm_preset:
+        return tile_config_for(cfg.algorithm_preset, device, cfg.forward, cfg.backward, cfg.update, extra)
+    io = dict(update=cfg.update, forward=cfg.forward, backward=cfg.backward)
+    if cfg.algorithm == "analog_sgd":
+        from ..presets import array_tile_config
+
+        return array_tile_config(device, cfg.update, cfg.forward, cfg.backward)
+    if cfg.algorithm == "mixed_precision":
+        return with_compound_options(MixedPrecisionTileConfig(device=MixedPrecisionCompound(device=device), **io),
+                                     extra, "transfer_extra")
+    if cfg.algorithm == "tiki_taka":
+        comp = TransferCompound.from_params(cfg.transfer, device, device_c)
+        return with_compound_options(CompoundTileConfig(device=comp, **io), extra, "transfer_extra")
     cls = {"ttv2": BufferedTransfer, "chopped_ttv2": ChoppedTransfer, "agad": DynamicTransfer}[cfg.algorithm]
     kw = {} if cls is BufferedTransfer else {"units_in_mbatch": cfg.transfer.units_in_mbatch}
-    comp = with_transfer_params(cls, cfg.transfer, cfg.device, cfg.device_c, **kw)
-    cc = CompoundTileConfig(device=comp, update=cfg.update, forward=cfg.forward, backward=cfg.backward)
-    return BufferedTransferTile(shape[0], shape[1], cc, seed=seed)
+    comp = with_transfer_params(cls, cfg.transfer, device, device_c, **kw)
+    return with_compound_options(CompoundTileConfig(device=comp, **io), extra, "transfer_extra")
+
+
+def build_model(shape, cfg: TrainConfig, seed):
+    """The weight holder of a run: digital weights, or the tile of its algorithm (an analog tile, one-sided pair,
+    vector cell, Tiki-Taka v1 / buffered tile or mixed-precision tile) or of its ``algorithm_preset``."""
+    from ..tiles.factory import build_tile
+
+    if cfg.algorithm == "digital_sgd" and not cfg.algorithm_preset:
+        return DigitalWeights(shape)
+    return build_tile(shape[0], shape[1], algorithm_tile_config(cfg, cfg.device, cfg.device_c), seed=seed)
 
 
 def _arrays(model) -> dict:
@@ -227,6 +281,7 @@ class Trainer:
         ss = make_seedseq(seed)
         s_model, s_noise = ss.spawn(2)
         self.model = build_model(self.task.shape, config, s_model)
+        self._post_update = hasattr(self.model, "post_update_step")
         self.rng = np.random.default_rng(s_noise)
         self.step = 0
         self.rec_steps: list[int] = []
@@ -240,6 +295,8 @@ class Trainer:
         Y = self.model.forward(X)                                   # forward through the tile
         Xu, Du = self.task.update_signals(X, Y, B, scale, self.rng)  # noisy gradient as rank-1 terms
         self.model.update(Xu, Du, cfg.lr)                           # pulsed update (+ transfer for TT)
+        if self._post_update:
+            self.model.post_update_step()                           # device decay / diffusion (aihwkit)
         self.step += 1
 
     def record(self) -> None:

@@ -107,8 +107,19 @@ def analog_arrays(tile) -> dict:
     top = {"A": tile.a, "C": tile.c} if hasattr(tile, "a") and hasattr(tile, "c") else {"W": tile}
     out = {}
     for name, t in top.items():
-        out.update({f"{name}/{k}": sub for k, sub in t.tiles.items()} if isinstance(t, OneSidedTile) else {name: t})
+        out.update(_device_arrays(name, t))
     return out
+
+
+def _device_arrays(name, t) -> dict:
+    """``{name: t}`` for an array of devices; a cell of several arrays (one-sided pair, vector cell, the analog array
+    of mixed precision) contributes each of its arrays as ``name/sub``."""
+    if isinstance(t, OneSidedTile) or (not hasattr(t, "devices") and isinstance(getattr(t, "tiles", None), dict)):
+        out = {}
+        for k, sub in t.tiles.items():
+            out.update(_device_arrays(f"{name}/{k}", sub))
+        return out
+    return {name: t}
 
 
 def split_sizes(size: int, max_size: int) -> list:

@@ -6,20 +6,17 @@
 
 The output layer feeds the softmax cross-entropy (NLL of log-softmax). Any weight layer can be digital or
 analog (``analog_layers``); analog layers use the algorithm's tile (analog SGD, Tiki-Taka v1, TTv2, c-TTv2,
-AGAD), digital ones a floating-point :class:`~crossbar_sim.nn.layers.DigitalTile`.
+AGAD, mixed precision, or an ``algorithm_preset``), digital ones a floating-point :class:`~crossbar_sim.nn.layers.DigitalTile`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..tiles.buffered import BufferedTransfer, BufferedTransferTile, ChoppedTransfer, DynamicTransfer, with_transfer_params
-from ..tiles.tiki_taka import CompoundTileConfig, TikiTakaTile, TransferCompound
-from ..tiles.onesided import make_array
 from .layers import (ACTIVATIONS, AnalogConv2d, AnalogLinear, DigitalTile, Flatten, MaxPool2d, Sequential, TileArray,
                      split_sizes)
 
 MODELS = ("fcn", "cnn")
-ALGORITHMS = ("digital_sgd", "analog_sgd", "tiki_taka", "ttv2", "chopped_ttv2", "agad")
+ALGORITHMS = ("digital_sgd", "analog_sgd", "tiki_taka", "ttv2", "chopped_ttv2", "agad", "mixed_precision")
 
 #: (kind, arguments) of the weight layers of each model, in order
 LAYER_SPECS = {
@@ -33,32 +30,27 @@ def n_weight_layers(model: str) -> int:
 
 
 def make_tile(cfg, out_size: int, in_size: int, seed, analog: bool = True):
-    """The tile of one weight layer for run config ``cfg`` (a :class:`~crossbar_sim.nn.training.NetConfig`)."""
-    if not analog or cfg.algorithm == "digital_sgd":
+    """The tile of one weight layer for run config ``cfg`` (a :class:`~crossbar_sim.nn.training.NetConfig`): the
+    tile of its algorithm or ``algorithm_preset`` (:func:`crossbar_sim.least_squares.training.algorithm_tile_config`),
+    or a digital tile."""
+    from ..least_squares.training import algorithm_tile_config
+    from ..tiles.factory import build_tile
+
+    if not analog or is_digital(cfg):
         return DigitalTile(out_size, in_size)
-    dev = cfg.resolved_device()
-    if cfg.algorithm == "analog_sgd":  # an AnalogTile, or a OneSidedTile for a one-sided unit cell (PCM pair)
-        return make_array(out_size, in_size, dev, cfg.update, cfg.forward, cfg.backward, seed=seed)
-    tp = cfg.transfer
-    if cfg.algorithm == "tiki_taka":
-        comp = TransferCompound.from_params(tp, dev)
-        return TikiTakaTile(out_size, in_size, CompoundTileConfig(device=comp, update=cfg.update,
-                                                                  forward=cfg.forward, backward=cfg.backward), seed=seed)
-    cls = {"ttv2": BufferedTransfer, "chopped_ttv2": ChoppedTransfer, "agad": DynamicTransfer}[cfg.algorithm]
-    kw = dict(cfg.transfer_extra)
-    if cls is not BufferedTransfer:
-        kw.setdefault("units_in_mbatch", tp.units_in_mbatch)
-    comp = with_transfer_params(cls, tp, dev, **kw)
-    return BufferedTransferTile(out_size, in_size, CompoundTileConfig(device=comp, update=cfg.update,
-                                                                      forward=cfg.forward, backward=cfg.backward),
-                                seed=seed)
+    return build_tile(out_size, in_size, algorithm_tile_config(cfg, cfg.resolved_device()), seed=seed)
+
+
+def is_digital(cfg) -> bool:
+    """True for the digital SGD reference run (no analog tiles)."""
+    return cfg.algorithm == "digital_sgd" and not getattr(cfg, "algorithm_preset", "")
 
 
 def make_layer_tile(cfg, out_size: int, in_size: int, seed, analog: bool = True):
     """:func:`make_tile`, or a :class:`~crossbar_sim.nn.layers.TileArray` of such tiles when the analog layer is
     larger than ``cfg.max_input_size`` / ``cfg.max_output_size`` (aihwkit's mapping; the blocks' seeds are spawned
     from ``seed``)."""
-    digital = not analog or cfg.algorithm == "digital_sgd"
+    digital = not analog or is_digital(cfg)
     if digital or (len(split_sizes(in_size, cfg.max_input_size)) == 1
                    and len(split_sizes(out_size, cfg.max_output_size)) == 1):
         return make_tile(cfg, out_size, in_size, seed, analog)
@@ -77,7 +69,7 @@ def build_model(cfg, seed) -> Sequential:
     specs = LAYER_SPECS[cfg.model]
     tile_seeds = s_tiles.spawn(len(specs))
     analog = cfg.analog_mask()
-    digital_run = cfg.algorithm == "digital_sgd"
+    digital_run = is_digital(cfg)
     layers = []
     act = ACTIVATIONS["sigmoid" if cfg.model == "fcn" else "tanh"]
     for k, spec in enumerate(specs):

@@ -58,7 +58,13 @@ class NetConfig(Config):
     model : str
         ``fcn`` (784-256-128-10, sigmoid) or ``cnn`` (the paper's LeNet-style network).
     algorithm : str
-        ``digital_sgd``, ``analog_sgd``, ``tiki_taka`` (v1), ``ttv2``, ``chopped_ttv2`` or ``agad``.
+        ``digital_sgd``, ``analog_sgd``, ``tiki_taka`` (v1), ``ttv2``, ``chopped_ttv2``, ``agad`` or
+        ``mixed_precision``.
+    algorithm_preset : str
+        A preset instead of ``algorithm`` (which must stay at its default): aihwkit's ``build_config`` names
+        (``sgd``, ``ttv1``, ``ttv2``, ``c-ttv2``, ``agad``, ``mp``, ...) and ours (``ours-c-ttv2``, ``ours-agad``), built
+        with the run's device, ``forward``/``backward`` and ``update``; or an aihwkit preset RPU config by class name
+        (its own device and periphery). See :mod:`crossbar_sim.presets`. "": use ``algorithm``.
     analog_layers : str
         ``all`` or a comma-separated list of weight-layer indices (0-based) that live on analog tiles; the others
         are digital.
@@ -79,7 +85,8 @@ class NetConfig(Config):
         Transfer hyper-parameters of the Tiki-Taka family (fast_lr 0.01, one column read per transfer, every
         mini-batch, as the paper).
     transfer_extra : dict
-        Further parameters of the TTv2 / c-TTv2 / AGAD compounds (e.g. ``{"in_chop_prob": 0.05}``).
+        Fields of the algorithm's compound to change (Tiki-Taka family, mixed precision; e.g.
+        ``{"in_chop_prob": 0.05}``; on top of a preset's); ``--set transfer_extra.auto_scale=true`` sets one.
     learn_out_scaling, digital_bias : bool
         aihwkit mapping options of analog layers (both on in the paper).
     max_input_size, max_output_size : int
@@ -119,6 +126,7 @@ class NetConfig(Config):
     n_test: int = 0
     eval_batch: int = 1000
     snapshot_every: int = 5
+    algorithm_preset: str = ""
 
     def validate(self) -> None:
         from crossbar_sim.datasets import DATASETS
@@ -144,8 +152,9 @@ class NetConfig(Config):
         check_int(self.eval_batch, "eval_batch", owner, 1, 1 << 20)
         check_int(self.snapshot_every, "snapshot_every", owner, 0, 1 << 20)
         check_array_device(self.device, "device", owner, optional=True)
-        if not isinstance(self.transfer_extra, dict):
-            raise ConfigError(f"The 'transfer_extra' parameter of {owner} must be a dict. Got {self.transfer_extra!r}.")
+        from ..least_squares.training import check_run_preset
+
+        check_run_preset(self, owner, "tiki_taka")
         self.analog_mask()
 
     def resolved_device(self):
@@ -201,6 +210,19 @@ def _counter_sum(model, key):
     return tot
 
 
+def post_update_tiles(model) -> list:
+    """The tiles of ``model`` whose devices decay or diffuse (they get ``post_update_step()`` after every
+    mini-batch, as aihwkit's optimiser does); empty for most runs."""
+    out = []
+    for layer in model.weight_layers().values():
+        for t in ([p[2] for p in layer.tile.parts] if isinstance(layer.tile, TileArray) else [layer.tile]):
+            arrays = analog_arrays(t).values()
+            if any(getattr(getattr(a, "devices", None), "decay_scale", None) is not None
+                   or getattr(getattr(a, "devices", None), "diffusion_rate", None) is not None for a in arrays):
+                out.append(t)
+    return out
+
+
 class NetTrainer:
     """A network training run: ``run_epoch`` / ``evaluate`` / ``run``; records per epoch.
 
@@ -221,6 +243,7 @@ class NetTrainer:
         ss = np.random.SeedSequence(self.seed)
         s_model, s_order = ss.spawn(2)
         self.model = build_model(config, s_model)
+        self._post_update_tiles = post_update_tiles(self.model)
         self.order_rng = np.random.default_rng(s_order)
         self.epoch = 0
         self.history: dict[str, list] = {k: [] for k in METRIC_UNITS}
@@ -249,6 +272,8 @@ class NetTrainer:
                                   f"stopped, its record up to epoch {self.epoch} is kept.")
         model.backward(dz)                             # transposed MVMs through the tiles
         model.step(lr)                                 # pulsed updates (+ transfers) and digital SGD
+        for t in getattr(self, "_post_update_tiles", ()):  # device decay / diffusion (aihwkit post_update_step)
+            t.post_update_step()
         return loss, correct
 
     def run_epoch(self, progress=None, hook=None) -> dict:

@@ -26,6 +26,7 @@ from ..rng import key_from_seedseq, make_seedseq
 
 _PTYPE = {
     "stochastic_compressed": K.PULSE_STOCHASTIC,
+    "stochastic": K.PULSE_STOCHASTIC,  # aihwkit's uncompressed type: same trains and statistics (params.py)
     "mean_count": K.PULSE_MEAN_COUNT,
     "deterministic_implicit": K.PULSE_DETERMINISTIC,
     "expected": K.PULSE_EXPECTED,

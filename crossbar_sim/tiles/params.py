@@ -12,7 +12,7 @@ from ..validation import check_bool, check_choice, check_float, check_int
 from ..config import Config
 from ..errors import ConfigError
 
-PULSE_TYPES = ("stochastic_compressed", "mean_count", "deterministic_implicit", "expected", "none",
+PULSE_TYPES = ("stochastic_compressed", "stochastic", "mean_count", "deterministic_implicit", "expected", "none",
                "none_with_device")
 
 
@@ -31,7 +31,10 @@ class UpdateParameters(Config):
     um_grad_scale : float
         Scale of ``max|d|`` in update management (aihwkit), > 0.
     pulse_type : str
-        ``stochastic_compressed`` (default; random pulse trains, one pulse per coincidence),
+        ``stochastic_compressed`` (default; random pulse trains, one pulse per coincidence), ``stochastic``
+        (aihwkit's uncompressed CPU variant: the same trains and coincidence statistics, the positive and negative
+        inputs merely applied in two passes, which only reorders the devices' noise draws; it runs the same
+        kernel),
         ``mean_count`` (aihwkit MeanCount: deterministic rounded counts), ``deterministic_implicit``
         (``round(BL p_d p_x)`` coincidences), ``expected`` (the expected change through the device response,
         no pulse quantisation), ``none`` (exact floating-point update, no bounds: digital) or
