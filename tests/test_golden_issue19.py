@@ -208,7 +208,7 @@ def test_mixed_precision(name, kw):
     for k, _ in enumerate(run(t, 0.2)):
         np.testing.assert_allclose(t.read_weights(), FIX[f"{name}_W"][k], atol=2e-6, err_msg=f"W batch {k}")
         np.testing.assert_allclose(t.chi, FIX[f"{name}_hidden_weights_chi"][k], atol=2e-6, err_msg=f"chi batch {k}")
-    assert t.w.counters["n_pulses"] > 0
+    assert t.array.counters["n_pulses"] > 0
 
 
 @pytest.mark.parametrize("policy", ["all", "single_fixed", "single_sequential"])

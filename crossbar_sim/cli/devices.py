@@ -1,4 +1,5 @@
-"""``crossbar-sim devices``: the device models (and presets, when the package has them) with parameters."""
+"""``crossbar-sim devices``: the device models, the device presets and the training presets (aihwkit's
+``build_config`` names, our defaults, aihwkit's preset RPU configs), with parameters and sources."""
 from __future__ import annotations
 
 import argparse
@@ -9,16 +10,21 @@ import json
 def add_parser(sub):
     p = sub.add_parser(
         "devices",
-        help="list device models and presets with their parameters",
+        help="list device models, device presets and training presets with their parameters",
         description=(
             "List the registered device models (crossbar_sim.device_models.DEVICE_MODELS) with their parameters "
-            "and defaults (aihwkit names), and the device presets with the parameters they set."),
+            "and defaults (aihwkit names), the device presets with the parameters they set, and the training "
+            "presets of crossbar_sim.presets (algorithm_preset = NAME in a run config): aihwkit 1.1.0's build_config "
+            "names, our defaults, and aihwkit's preset RPU configs, each with its aihwkit source."),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  crossbar-sim devices\n  crossbar-sim devices SoftBoundsReference\n"
+               "  crossbar-sim devices c-ttv2              # a training preset and what it sets\n"
+               "  crossbar-sim devices --presets          # only the training presets\n"
                "  crossbar-sim devices --json > devices.json",
     )
     p.add_argument("name", nargs="?", default=None, help="show only this model or preset")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--presets", action="store_true", help="list only the training presets (algorithm_preset names)")
     return p
 
 
@@ -86,16 +92,27 @@ def _set_parameters(cfg, prefix: str = "") -> dict:
 def run(args) -> int:
     from crossbar_sim.errors import ConfigError
 
-    models, presets = model_rows(), preset_rows()
+    from crossbar_sim.presets import describe_presets
+
+    models, presets, training = model_rows(), preset_rows(), describe_presets()
+    if getattr(args, "presets", False):
+        models, presets = [], []
     if args.name:
         key = args.name.lower().replace("-", "").replace("_", "")
         models = [m for m in models if key in (m["name"].lower().replace("_", ""), m["class"].lower(),
                                                m["class"].lower().removesuffix("device"))]
         presets = [p for p in presets if p["name"].lower().replace("-", "").replace("_", "") == key]
-        if not models and not presets:
-            raise ConfigError(f"No device model or preset named {args.name!r}; run `crossbar-sim devices` for the list.")
+        training = [t for t in training if key in {n.lower().replace("-", "").replace("_", "") for n in
+                                                   [t["name"], *t["aliases"], t["name"].removesuffix("Preset")]}]
+        if not models and not presets and not training:
+            raise ConfigError(f"No device model, device preset or training preset named {args.name!r}; run "
+                              f"`crossbar-sim devices` for the list.")
     if args.json:
-        print(json.dumps({"models": models, "presets": presets}, indent=1, default=str))
+        print(json.dumps({"models": models, "presets": presets, "training_presets": training}, indent=1,
+                         default=str))
+        return 0
+    if not models and not presets:
+        _print_training(training)
         return 0
     print(f"device models ({len(models)}):")
     for m in models:
@@ -119,4 +136,18 @@ def run(args) -> int:
                 print(f"    {params}")
     elif not args.name:
         print("\npresets: none in this installation (crossbar_sim.device_models.list_presets is not defined)")
+    if training:
+        print()
+        _print_training(training)
     return 0
+
+
+def _print_training(training) -> None:
+    """The training presets (``algorithm_preset`` names), grouped by kind."""
+    print(f"training presets ({len(training)}; algorithm_preset = NAME in a run config, crossbar_sim.presets):")
+    for t in training:
+        alias = f"  (also {', '.join(a for a in t['aliases'] if a != t['name'])})" if len(t["aliases"]) > 1 else ""
+        print(f"\n  {t['name']}{alias}  [{t['kind']}]  {t['config']}: {t['compound']}")
+        print(f"    source: {t['source']}")
+        if t["parameters"]:
+            print("    sets: " + "  ".join(f"{k}={v!r}" for k, v in t["parameters"].items()))

@@ -146,9 +146,9 @@ class MixedPrecisionTile(TileBase):
         ss = make_seedseq(seed)
         s_w, s_q = ss.spawn(2)
         up = config.update.replace(update_management=True, update_bl_management=True)
-        self.w = make_array(out_size, in_size, config.device.device, up, config.forward, config.backward, seed=s_w,
+        self.array = make_array(out_size, in_size, config.device.device, up, config.forward, config.backward, seed=s_w,
                             threads=threads)
-        self.out_size, self.in_size = self.w.out_size, self.w.in_size
+        self.out_size, self.in_size = self.array.out_size, self.array.in_size
         self.rng = np.random.default_rng(s_q)  # stochastic rounding and random rows
         self.chi = np.zeros((self.out_size, self.in_size), np.float32)
         self.vectors_seen = 0
@@ -166,11 +166,11 @@ class MixedPrecisionTile(TileBase):
 
     @property
     def tiles(self) -> dict:
-        return {"W": self.w}
+        return {"W": self.array}
 
     @property
     def counters(self) -> dict:
-        out = dict(self.w.counters)
+        out = dict(self.array.counters)
         out.update(self.counters_mp)
         return out
 
@@ -180,37 +180,37 @@ class MixedPrecisionTile(TileBase):
 
     @property
     def _keys(self):  # forward / backward streams are the analog array's
-        return self.w._keys
+        return self.array._keys
 
     @property
     def _t(self):
-        return self.w._t
+        return self.array._t
 
     @property
     def _w_app(self):
-        return self.w._w_app
+        return self.array._w_app
 
     def _mvm_weights(self):
-        return self.w._mvm_weights()
+        return self.array._mvm_weights()
 
     def _mvm_counters(self):
-        return self.w._mvm_counters()
+        return self.array._mvm_counters()
 
     def read_weights(self) -> np.ndarray:
-        return self.w.read_weights()
+        return self.array.read_weights()
 
     def hidden_weights(self) -> np.ndarray:
-        return self.w.hidden_weights()
+        return self.array.hidden_weights()
 
     def arrays(self) -> dict:
-        return {"W": self.w.read_weights(), "chi": self.chi.copy()}
+        return {"W": self.array.read_weights(), "chi": self.chi.copy()}
 
     def set_weights(self, w) -> None:
         """Write the analog array; chi, the vector counter and the row pointer restart (aihwkit)."""
         w = np.asarray(w)
         if w.shape != self.shape:
             raise ShapeError(f"'w' must have shape {self.shape}. Got shape {w.shape} instead.")
-        self.w.set_weights(w)
+        self.array.set_weights(w)
         self.chi[...] = 0.0
         self.vectors_seen = 0
         self.row = 0
@@ -263,14 +263,14 @@ class MixedPrecisionTile(TileBase):
         E = np.zeros((n, self.out_size), np.float32)
         E[np.arange(n), rows] = 1.0
         # W <- W - (eps transfer_lr) e_i n_i^T, with the tile's pulses (update management forced on)
-        self.w._update(np.ascontiguousarray(steps), E, float(np.float32(eps * np.float32(mp.transfer_lr))))
+        self.array._update(np.ascontiguousarray(steps), E, float(np.float32(eps * np.float32(mp.transfer_lr))))
         self.row = int((start + n) % self.out_size)
         self.counters_mp["n_transfers"] += 1
         self.counters_mp["n_transfer_rows"] += n
 
     # ------------------------------------------------------------------ state
     def post_update_step(self) -> None:
-        self.w.post_update_step()
+        self.array.post_update_step()
 
     def total_counters(self) -> dict:
         return self.counters
@@ -280,7 +280,7 @@ class MixedPrecisionTile(TileBase):
             "kind": "MixedPrecisionTile",
             "shape": list(self.shape),
             "config": self.config.to_json(),
-            "W": self.w.get_state(),
+            "W": self.array.get_state(),
             "chi": self.chi.copy(),
             "vectors_seen": int(self.vectors_seen),
             "row": int(self.row),
@@ -290,7 +290,7 @@ class MixedPrecisionTile(TileBase):
 
     def set_state(self, state: dict) -> None:
         self.config = check_state(state, self.shape)
-        self.w.set_state(state["W"])
+        self.array.set_state(state["W"])
         self.chi = np.asarray(state["chi"], np.float32).copy()
         self.vectors_seen = int(state["vectors_seen"])
         self.row = int(state["row"])
