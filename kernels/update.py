@@ -273,10 +273,12 @@ def one_pulse(w, up, su, sd, lu, ld, ref, lo, hi, model, noise_mode, sigma, tp, 
         if rng_ == 0.0:
             return w
         wr = w + ref
+        # the base is >= 0 up to the rounding of w + ref - ref (PowStepReference): clamp it, a negative base ** a
+        # fractional exponent is NaN
         if up:
-            wr += su * ((hi - wr) / rng_) ** lu * (1.0 + sigma * z)
+            wr += su * max((hi - wr) / rng_, 0.0) ** lu * (1.0 + sigma * z)
         else:
-            wr -= sd * ((wr - lo) / rng_) ** ld * (1.0 + sigma * z)
+            wr -= sd * max((wr - lo) / rng_, 0.0) ** ld * (1.0 + sigma * z)
         return _clip(wr, lo, hi) - ref
     if model == MODEL_PIECEWISE:
         # tp: n_nodes, up[0..n-1], down[0..n-1]

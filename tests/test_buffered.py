@@ -181,3 +181,87 @@ def test_config_errors():
         BufferedTransfer(momentum=1.5)
     with pytest.raises(ConfigError, match="must be a CompoundTileConfig whose device is a BufferedTransfer"):
         BufferedTransferTile(2, 2, CompoundTileConfig(device=TransferCompound()))
+
+
+# ------------------------------------------------------------------------------------------ issue 19
+def test_agad_switches_regularly_and_at_random():
+    # aihwkit 1.1.0 (rpu_dynamic_transfer_device.cpp): with in_chop_random the chopper still switches at the end of
+    # every period, and also with probability p per read (verified there: 22 switches in 1000 sweeps at p = 0.01,
+    # 10 regular ones without randomness)
+    def flips(random, seed):
+        t = _tile(DynamicTransfer, inp=1, transfer_every=0.0, in_chop_prob=0.05, in_chop_random=random, seed=seed)
+        n, prev = 0, t.in_chop[0]
+        for _ in range(2000):
+            t.transfer(lr=1.0)
+            n += t.in_chop[0] != prev
+            prev = t.in_chop[0]
+        return n
+
+    assert flips(False, 0) == 100  # period 20 sweeps: exactly 2000 / 20
+    # regular 100 plus Binomial(2000, 0.05) random ones (mean 100, sd 9.7) minus the coincidences: 5 sd
+    assert abs(flips(True, 1) - 195) < 50
+
+
+def test_agad_never_switches_out_choppers():
+    with pytest.raises(ConfigError, match="'out_chop_prob' parameter of DynamicTransfer must be 0"):
+        DynamicTransfer(out_chop_prob=0.5)
+    t = _tile(DynamicTransfer, inp=2, transfer_every=0.0, in_chop_prob=0.5)
+    for _ in range(20):
+        t.transfer(lr=1.0)
+    assert not t.out_chop.any()
+
+
+def test_set_weights_keeps_buffer_and_choppers_as_aihwkit():
+    # aihwkit onSetWeights resets only the transfer pointer and the update counter (verified: H survives)
+    t = _tile(ChoppedTransfer, transfer_every=1.0, in_chop_prob=0.5, in_chop_random=False, fast_lr=0.01)
+    t.set_weights(np.zeros((3, 4)))
+    rng = np.random.default_rng(0)
+    for _ in range(9):
+        t.update(rng.normal(size=(1, 4)).astype(np.float32), rng.normal(size=(1, 3)).astype(np.float32), lr=0.5)
+    H, chop, counter = t.H.copy(), t.in_chop.copy(), t.transfer_counter
+    assert np.any(H != 0) and t.pointer == 1
+    t.set_weights(np.full((3, 4), 0.1))
+    np.testing.assert_array_equal(t.H, H)
+    np.testing.assert_array_equal(t.in_chop, chop)
+    assert t.transfer_counter == counter and t.pointer == 0 and t.samples_seen == 0
+    np.testing.assert_allclose(t.a.read_weights(), 0.0)
+
+
+def test_automatic_transfer_period():
+    # transfer_every < 0: every max(1, round(n_states_A / n_vectors * |te|)) samples; n_states = 2 / 0.01 = 200,
+    # 4 columns, |te| = 0.5 -> every 25 samples, whatever the batch size and units_in_mbatch
+    t = _tile(ChoppedTransfer, transfer_every=-0.5, in_chop_prob=0.0, units_in_mbatch=True)
+    assert t.transfer_every_samples(7) == 25
+    rng = np.random.default_rng(0)
+    for b in (7, 7, 7, 7, 7, 15):
+        t.update(rng.normal(size=(b, 4)).astype(np.float32), rng.normal(size=(b, 3)).astype(np.float32), lr=0.1)
+    assert t.counters["n_transfers"] == 2  # after samples 25 and 50
+    with pytest.raises(ConfigError, match="'transfer_every' parameter of TransferCompound must be a float in "
+                                          r"\[0, inf\) \(a negative, automatic period exists for ChoppedTransfer"):
+        TransferCompound(transfer_every=-1.0)
+    with pytest.raises(ConfigError, match="'transfer_every' parameter of BufferedTransfer must be a float in"):
+        BufferedTransfer(transfer_every=-1.0)
+
+
+def test_row_transfer_of_tiki_taka_v1_is_the_column_transfer_of_the_transpose():
+    # transfer_columns=False reads rows of A (backward read) and writes them onto C's rows; with exact reads and
+    # exact writes (pulse_type none) it equals the column transfer of the transposed tile, step by step
+    upd = UpdateParameters(pulse_type="none")
+
+    def tile(out, inp, cols):
+        comp = TransferCompound(device_a=_dev(), device_c=_dev(), transfer_every=1.0, fast_lr=0.3, units_in_mbatch=False,
+                                transfer_forward=PERFECT, transfer_update=upd, transfer_columns=cols,
+                                n_reads_per_transfer=2)
+        return TikiTakaTile(out, inp, CompoundTileConfig(device=comp, update=upd, forward=PERFECT, backward=PERFECT),
+                            seed=0)
+
+    rows, cols_t = tile(3, 5, False), tile(5, 3, True)
+    rng = np.random.default_rng(1)
+    for _ in range(7):
+        x = rng.normal(size=(1, 5)).astype(np.float32)
+        d = rng.normal(size=(1, 3)).astype(np.float32)
+        rows.update(x, d, lr=0.1)
+        cols_t.update(d, x, lr=0.1)  # the transposed problem
+        np.testing.assert_allclose(rows.c.read_weights(), cols_t.c.read_weights().T, atol=1e-6)
+    assert rows.pointer == cols_t.pointer == (7 * 2) % 3
+    assert np.any(rows.c.read_weights() != 0)

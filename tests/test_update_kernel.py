@@ -9,7 +9,8 @@ from scipy import stats
 
 from crossbar_sim import AnalogTile, TileConfig, UpdateParameters
 from crossbar_sim.device_models import (ConstantStepDevice, ExpStepDevice, LinearStepDevice, PiecewiseStepDevice,
-                                        PowStepDevice, SoftBoundsDevice, SoftBoundsReferenceDevice)
+                                        PowStepDevice, PowStepReferenceDevice, SoftBoundsDevice,
+                                        SoftBoundsReferenceDevice)
 from crossbar_sim.kernels import reference as R
 from crossbar_sim.kernels import update as K
 from crossbar_sim.tiles.analog import sample_trains
@@ -21,6 +22,9 @@ MODELS = {
     "LinearStep": LinearStepDevice(gamma_up=0.5, gamma_down=0.3),
     "ExpStep": ExpStepDevice(),
     "PowStep": PowStepDevice(pow_gamma=2.0),
+    # per-device reference (the PowStep kernel evaluated at w + ref), symmetric points subtracted
+    "PowStepReference": PowStepReferenceDevice(pow_gamma=1.5, pow_up_down=0.2, reference_std=0.05,
+                                               subtract_symmetry_point=True),
     "Piecewise": PiecewiseStepDevice(piecewise_up=(0.4, 1.0, 1.6, 1.2, 0.2), piecewise_down=(0.1, 0.8, 1.0, 1.4, 2.0)),
 }
 
