@@ -20,3 +20,8 @@ from .tiles.onesided import OneSidedTile, OneSidedTileConfig, OneSidedUnitCell  
 from .tiles.tiki_taka import CompoundTileConfig, TikiTakaTile, TransferCompound, TransferParams  # noqa: F401
 from .least_squares.task import LeastSquares, LeastSquaresTask  # noqa: F401
 from .least_squares.training import RunResult, TrainConfig, Trainer, train  # noqa: F401
+from .tiles.vector import ReferenceUnitCell, VectorTile, VectorTileConfig, VectorUnitCell  # noqa: F401
+from .tiles.mixed_precision import (MixedPrecisionCompound, MixedPrecisionTile,  # noqa: F401
+                                    MixedPrecisionTileConfig)
+from .tiles.factory import build_tile  # noqa: F401
+from .presets import build_config  # noqa: F401

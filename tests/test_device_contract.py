@@ -96,3 +96,57 @@ def test_preset_values_match_source():
     assert (u.A_up, u.A_down, u.w_max, u.w_min, u.dw_min_std_add, u.reset, u.reset_dtod) == (
         -27.235, -2.235, 2.0, 0.0, 0.042, 0.01, 0.02)
     assert not p.copy_inverted and get_preset("PCM", dw_min=0.02).unit_device.dw_min == 0.02
+
+
+# ------------------------------------------------------------------------------------------ unit cells, decay
+def _cells():
+    from crossbar_sim.device_models import SoftBoundsPmaxDevice
+    from crossbar_sim.tiles.onesided import DifferenceUnitCell
+    from crossbar_sim.tiles.vector import ReferenceUnitCell, VectorUnitCell
+
+    sb = get_device("SoftBounds")
+    return {
+        "VectorUnitCell:all": VectorUnitCell(unit_cell_devices=(sb, get_device("ConstantStep"))),
+        "VectorUnitCell:single_random": VectorUnitCell(unit_cell_devices=(sb,) * 3, update_policy="single_random"),
+        "VectorUnitCell:single_sequential": VectorUnitCell(unit_cell_devices=(sb, SoftBoundsPmaxDevice()),
+                                                           update_policy="single_sequential", gamma_vec=(0.7, 0.3)),
+        "ReferenceUnitCell": ReferenceUnitCell(unit_cell_devices=(sb,)),
+        "DifferenceUnitCell": DifferenceUnitCell(unit_device=sb),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_cells()))
+def test_unit_cell_contract(name):
+    cell = _cells()[name]
+    upd = UpdateParameters(desired_bl=31)
+    perfect = IOParameters(is_perfect=True)
+    tile = make_array(6, 7, cell, upd, perfect, perfect, seed=3)
+    assert cell.granularity() > 0 and tile.granularity == pytest.approx(cell.granularity())
+    tile.set_weights(np.zeros(tile.shape, np.float32))
+    lr = 5 * cell.granularity()
+    means = [tile.read_weights().mean()]
+    for sign in (-1.0, 1.0):
+        for _ in range(40):
+            tile.update(np.ones(7, np.float32), np.full(6, sign, np.float32), lr)
+            for a in tile.tiles.values():  # every device array within its own bounds
+                w = a.hidden_weights()
+                assert np.all(w >= a.w_min_bound) and np.all(w <= a.w_max_bound)
+        means.append(tile.read_weights().mean())
+    assert means[1] > means[0] and means[2] < means[1]
+    assert tile.counters["n_pulses"] > 0
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_decay_and_diffusion_keep_bounds(name):
+    from crossbar_sim.tiles.analog import AnalogTile
+    from crossbar_sim.tiles.params import TileConfig
+
+    dev = MODELS[name].replace(lifetime=3.0, lifetime_dtod=0.3, diffusion=0.2, diffusion_dtod=0.3)
+    tile = AnalogTile(5, 6, TileConfig(device=dev), seed=2)
+    tile.set_weights(np.full(tile.shape, 0.5, np.float32))
+    start = tile.hidden_weights()
+    for _ in range(10):
+        tile.post_update_step()
+        w = tile.hidden_weights()
+        assert np.all(w >= tile.w_min_bound) and np.all(w <= tile.w_max_bound)
+    assert not np.array_equal(tile.hidden_weights(), start)

@@ -126,10 +126,11 @@ class ReferenceUnitCell(VectorUnitCell):
         super().__post_init__()
 
     def validate(self) -> None:
-        super().validate()
-        if self.n_devices != 2:
+        devs = self.unit_cell_devices
+        if isinstance(devs, (tuple, list)) and len(devs) != 2:
             raise ConfigError(f"The 'unit_cell_devices' parameter of ReferenceUnitCell must hold one or two devices "
-                              f"(aihwkit: 'ReferenceUnitCell expects two unit_cell_devices'). Got {self.n_devices}.")
+                              f"(aihwkit: 'ReferenceUnitCell expects two unit_cell_devices'). Got {len(devs)}.")
+        super().validate()
 
 
 @dataclass(frozen=True, repr=False)
