@@ -473,7 +473,8 @@ class LeastSquaresKind(Kind):
 
         seen = set()
         for c in configs:
-            key = (c.train.algorithm, type(c.train.device).__name__, c.train.update.to_json(), c.task.gradient)
+            key = (c.train.algorithm, c.train.algorithm_preset, type(c.train.device).__name__, c.train.update.to_json(),
+                   c.task.gradient)
             if key in seen:
                 continue
             seen.add(key)
