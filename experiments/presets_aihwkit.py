@@ -63,23 +63,23 @@ def report(path: str) -> str:
             key = (r["point"].get("algorithm_preset"), r["point"].get("tau"))
             cells.setdefault(key, []).append((float(loss[-1]), first))
             n_steps = int(steps[-1])
-    lines = [f"final loss after {n_steps} steps: median [min, max] over seeds, and the first recorded step with "
-             f"loss <= 0.05 (median of the seeds; '-' = not in most seeds):",
-             f"  {'preset':14s}" + "".join(f"| tau {t:<4g} {'final':>9s} {'[min, max]':>22s} {'<=0.05':>7s} "
-                                            for t in TAUS)]
+    head = "".join(f" | {'tau ' + format(t, 'g') + ': final [min, max]':>40s} {'<=0.05':>7s}" for t in TAUS)
+    lines = [(f"final loss after {n_steps} steps: median [min, max] over seeds, and the first recorded step with "
+              f"loss <= 0.05 (median of the seeds; '-' = not in most seeds):"),
+             f"  {'preset':14s}" + head]
     for p in PRESETS:
         row = f"  {p:14s}"
         for t in TAUS:
             v = cells.get((p, t))
             if not v:
-                row += "| " + " " * 49
+                row += " | " + " " * 47
                 continue
             fin = np.array([a for a, _ in v])
             firsts = [b for _, b in v]
             reached = sorted(b for b in firsts if b >= 0)
             step = str(reached[len(reached) // 2]) if len(reached) * 2 > len(firsts) else "-"
-            rng = f"[{fin.min():.3g}, {fin.max():.3g}]"
-            row += f"| {'':8s} {np.median(fin):9.3g} {rng:>22s} {step:>7s} "
+            cell = f"{np.median(fin):.3g} [{fin.min():.3g}, {fin.max():.3g}]"
+            row += f" | {cell:>40s} {step:>7s}"
         lines.append(row)
     return "\n".join(lines)
 

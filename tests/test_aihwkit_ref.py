@@ -9,12 +9,13 @@ import stat
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from crossbar_sim.cli import main as cli_main
-from crossbar_sim.errors import ConfigError
 from crossbar_sim.bench import aihwkit_epoch as AE
 from crossbar_sim.bench import mnist as B
+from crossbar_sim.cli import main as cli_main
+from crossbar_sim.errors import ConfigError
 
 RESULT = {"tool": "aihwkit", "aihwkit_version": "1.1.0", "model": "fcn", "algorithm": "analog_sgd", "samples": 6000,
           "wall_s": 1.5, "cpu_s": 1.4, "epoch_60k_s": 15.0, "epoch_60k_cpu_s": 14.0}
@@ -35,11 +36,13 @@ def test_script_arguments_and_paper_defaults():
         AE.parse_args([])  # --data is required
 
 
-@pytest.mark.parametrize("script", ["aihwkit_epoch", "aihwkit_tile"])
+@pytest.mark.parametrize("script", ["aihwkit_epoch", "aihwkit_tile", "aihwkit_presets"])
 def test_script_imports_nothing_but_numpy_torch_aihwkit_and_the_stdlib(script):
+    from crossbar_sim.bench import aihwkit_presets as AP
     from crossbar_sim.bench import tiles as TB
 
-    tree = ast.parse(open(AE.__file__ if script == "aihwkit_epoch" else TB.AIHWKIT_TILE_SCRIPT).read())
+    path = {"aihwkit_epoch": AE.__file__, "aihwkit_tile": TB.AIHWKIT_TILE_SCRIPT, "aihwkit_presets": AP.__file__}
+    tree = ast.parse(open(path[script]).read())
     roots = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -49,6 +52,17 @@ def test_script_imports_nothing_but_numpy_torch_aihwkit_and_the_stdlib(script):
             roots.add(node.module.split(".")[0])
     assert "crossbar_sim" not in roots
     assert roots - set(sys.stdlib_module_names) <= {"numpy", "torch", "aihwkit"}, roots
+
+
+def test_presets_script_draws_the_target_of_the_presets_aihwkit_task():
+    # the aihwkit reference runs of issue 19 must learn the same W* as the sweep, without importing crossbar_sim
+    from crossbar_sim.experiments.presets_aihwkit import SPEC
+
+    from crossbar_sim.bench import aihwkit_presets as AP
+    from crossbar_sim.least_squares.task import LeastSquares, LeastSquaresTask
+
+    task = LeastSquares(LeastSquaresTask(**SPEC["task"]))
+    np.testing.assert_array_equal(AP.target(), task.W_star)
 
 
 def test_script_runs_as_a_file_without_torch_until_it_trains():

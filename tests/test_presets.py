@@ -113,6 +113,8 @@ def test_sweep_axis_and_train_cli_reach_algorithm_preset(tmp_path, capsys):
     rc = main(["train", "--set", "algorithm_preset=nope", "-o", str(tmp_path / "x.h5"), "--dry-run"])
     err = capsys.readouterr().err
     assert rc == 2 and "names no preset: 'nope'" in err and len(err.strip().splitlines()) == 1
+    rc = main(["train", "--set", "algorithm_preset=mp", "--dry-run"])  # the default run name says the preset
+    assert rc == 0 and "fcn_mp_tau0.78_seed0" in capsys.readouterr().out
 
 
 def test_build_tile_dispatch():

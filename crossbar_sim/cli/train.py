@@ -117,7 +117,12 @@ def _check(args):
 
 def default_run_name(args) -> str:
     dev = f"tau{args.tau:g}" if args.preset is None else os.path.splitext(os.path.basename(args.preset))[0]
-    return f"{args.model}_{args.algorithm}_{dev}_seed{args.seed}"
+    algorithm = args.algorithm
+    for item in getattr(args, "set", None) or []:  # --set algorithm_preset=NAME names the run's algorithm
+        key, _, value = str(item).partition("=")
+        if key.strip() in ("algorithm_preset", "net.algorithm_preset") and value.strip():
+            algorithm = value.strip().strip("'\"")
+    return f"{args.model}_{algorithm}_{dev}_seed{args.seed}"
 
 
 def one_run_spec(args) -> dict:
