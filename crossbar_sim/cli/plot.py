@@ -56,6 +56,18 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    from crossbar_sim.errors import FormatError
+
+    try:
+        return _run(args)
+    except (OSError, KeyError, ValueError, IndexError, TypeError) as exc:  # damaged content of a readable file
+        if isinstance(exc, FormatError) or hasattr(exc, "__module__") and "crossbar_sim" in type(exc).__module__:
+            raise
+        raise FormatError(f"{args.file} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                          f"; crossbar-sim inspect {args.file} shows what it holds.") from None
+
+
+def _run(args) -> int:
     import sys
 
     from crossbar_sim.engine.plots import figure_path, make_figure, parse_where
