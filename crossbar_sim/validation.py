@@ -171,3 +171,37 @@ def as_matrix(a, name, shape, dtype=np.float32) -> np.ndarray:
     if arr.dtype.kind == "f":
         check_finite_array(arr, name)
     return arr
+
+
+# ------------------------------------------------------------------ command-line options
+def arg_float(lo=None, hi=None, closed_lo=True, closed_hi=True):
+    """An argparse ``type=`` for a finite float in the interval (None = unbounded), checked by
+    :func:`check_float`: ``--near nan`` or ``--near -1`` become argparse's one-line usage error (exit 2)."""
+    interval = _fmt_interval(lo, hi, closed_lo, closed_hi)
+
+    def parse(text: str) -> float:
+        try:
+            return check_float(float(text), "", "", lo, hi, closed_lo, closed_hi)
+        except (ValueError, OverflowError):  # ConfigError is a ValueError
+            import argparse
+
+            raise argparse.ArgumentTypeError(f"must be a float in {interval}. Got {text!r}.") from None
+
+    parse.__name__ = "float"  # argparse names the type in its own messages
+    return parse
+
+
+def arg_int(lo=None, hi=None):
+    """An argparse ``type=`` for an int in [lo, hi] (None = unbounded), checked by :func:`check_int`."""
+    interval = _fmt_interval(lo, hi, True, True)
+
+    def parse(text: str) -> int:
+        try:
+            return check_int(int(text), "", "", lo, hi)
+        except ValueError:
+            import argparse
+
+            raise argparse.ArgumentTypeError(f"must be an int in {interval}. Got {text!r}.") from None
+
+    parse.__name__ = "int"
+    return parse

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from crossbar_sim.validation import arg_int
+
 
 def add_parser(sub):
     p = sub.add_parser(
@@ -29,7 +31,7 @@ def add_parser(sub):
                    help="mnist: algorithms")
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024], help="square tile sizes")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 64], help="samples per update call")
-    p.add_argument("--threads", type=int, nargs="+", default=[1], help="numba threads (one run per value)")
+    p.add_argument("--threads", type=arg_int(1), nargs="+", default=[1], help="numba threads (one run per value)")
     p.add_argument("--repeat", type=int, default=7, help="repetitions per timing")
     p.add_argument("--aihwkit-python", metavar="PATH", default=None,
                    help="a python interpreter with IBM aihwkit (not a crossbar-sim dependency): right after each of "
