@@ -1,9 +1,9 @@
 """``crossbar-sim bench``: kernel benchmarks on the reference workload (see :mod:`crossbar_sim.bench.tiles`)."""
 from __future__ import annotations
 
-import argparse
 import json
 
+from crossbar_sim.cli import DefaultsHelpFormatter
 from crossbar_sim.validation import arg_int
 
 
@@ -17,7 +17,7 @@ def add_parser(sub):
             "+-0.8, dw_min 1e-3, aihwkit default variations, lr 0.05, x, d ~ N(0, 0.5^2), BL 31 with UBLM+UM. "
             "Timings are medians over --repeat runs, interleaved so that ratios see the same machine state."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("--kind", choices=("update", "forward", "all", "mnist"), default="all",
                    help="what to time; 'mnist': one MNIST training epoch in the paper's setting (FCN and CNN, "
