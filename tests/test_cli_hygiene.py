@@ -112,3 +112,47 @@ def test_devices_json_has_numbers_not_strings(capsys):
     data = json.loads(capsys.readouterr().out)
     lut = next(m for m in data["models"] if m["name"] == "LookupTable")
     assert isinstance(lut["parameters"]["dw_min"], float)
+
+
+# ------------------------------------------------------------------ startup: --help loads no heavy module
+HEAVY = ("numba", "scipy", "h5py", "matplotlib", "dask", "torch")
+
+
+def _modules_after(code: str) -> set:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", f"{code}\nimport sys\nprint(' '.join(sys.modules))"],
+                         capture_output=True, text=True, check=True, timeout=120)
+    return set(out.stdout.split())
+
+
+def test_import_crossbar_sim_is_cheap():
+    mods = _modules_after("import crossbar_sim")
+    assert not mods & {*HEAVY, "numpy"}, sorted(mods & {*HEAVY, "numpy"})
+
+
+def test_building_the_cli_parser_imports_no_heavy_module():
+    # what `crossbar-sim --help` and `crossbar-sim sweep --help` do before printing
+    mods = _modules_after("import crossbar_sim.cli\ncrossbar_sim.cli.build_parser()")
+    assert not mods & set(HEAVY), sorted(mods & set(HEAVY))
+
+
+def test_public_names_resolve_lazily():
+    import crossbar_sim
+    from crossbar_sim.least_squares.training import train
+    from crossbar_sim.tiles.analog import AnalogTile
+
+    assert crossbar_sim.AnalogTile is AnalogTile and crossbar_sim.train is train
+    assert set(crossbar_sim.__all__) <= set(dir(crossbar_sim))
+    for name in crossbar_sim.__all__:
+        assert getattr(crossbar_sim, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        crossbar_sim.nope  # noqa: B018
+
+
+def test_fit_device_cli_lists_the_models_fit_knows():
+    from crossbar_sim.cli import fit_device
+    from crossbar_sim.device_models import fit
+
+    assert fit_device.MODELS == fit.MODELS

@@ -15,9 +15,12 @@ TYPICAL_EVALS = {"softbounds": (40, 130), "linear-step": (60, 130)}
 OTHER_EVALS = (200, 800)
 
 
-def add_parser(sub):
-    from crossbar_sim.device_models.fit import MODELS
+#: the models device_models.fit.MODELS fits (a test checks they are the same), written out here so that building
+#: the parser does not import the device models, and with them numba (``crossbar-sim --help`` stays fast)
+MODELS = ("softbounds", "linear-step", "exp-step", "pow-step", "piecewise")
 
+
+def add_parser(sub):
     p = sub.add_parser(
         "fit-device",
         help="fit a device model to a measured pulse-response curve",
