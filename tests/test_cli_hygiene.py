@@ -156,3 +156,36 @@ def test_fit_device_cli_lists_the_models_fit_knows():
     from crossbar_sim.device_models import fit
 
     assert fit_device.MODELS == fit.MODELS
+
+
+# ------------------------------------------------------------------ packaging
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def test_license_version_and_python_are_declared_once():
+    import tomllib
+
+    import crossbar_sim
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "version" not in meta and meta["dynamic"] == ["version"]  # single source: crossbar_sim.__version__
+    assert crossbar_sim.__version__.count(".") == 2
+    assert meta["requires-python"] == ">=3.11"  # tomllib
+    assert meta["license"] == "Apache-2.0" and meta["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text
+
+
+@pytest.mark.parametrize("path, ignored", [
+    ("results.h5", True), ("lowrank.h5", True), ("convergence_vs_asymmetry.png", True),
+    ("results.h5.journal/0001.h5", True), ("results.h5.tmp-123", True), ("run.ckpt", True),
+    ("tests/data/aihwkit_golden/fixtures.npz", False), ("docs/figure.png", False), ("README.md", False),
+])
+def test_gitignore_covers_what_the_commands_write(path, ignored):
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    r = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", "--no-index", path], timeout=30)
+    assert (r.returncode == 0) == ignored
