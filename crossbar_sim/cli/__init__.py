@@ -17,6 +17,21 @@ import sys
 from crossbar_sim import __version__
 from crossbar_sim.errors import SimulatorError
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` that appends ``(default: X)`` to an option's help once: not when the help already names its
+    default (``"mini-batch size (default 10 FCN, 8 CNN)"``) and not for a default of None (no value); a list
+    default is shown as it is typed (``256 512 1024``)."""
+
+    def _get_help_string(self, action):
+        help_text = action.help or ""
+        if action.default is None or "default" in help_text.lower():
+            return help_text
+        if isinstance(action.default, (list, tuple)) and action.option_strings:
+            shown = " ".join(map(str, action.default)).replace("%", "%%")
+            return f"{help_text} (default: {shown})"
+        return super()._get_help_string(action)
+
+
 #: module names (in this package) of the subcommands, in the order ``--help`` lists them
 SUBCOMMANDS = ("bench", "sweep", "inspect", "plot", "devices", "fit_device", "data", "train", "lowrank")
 

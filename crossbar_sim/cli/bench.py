@@ -1,8 +1,10 @@
 """``crossbar-sim bench``: kernel benchmarks on the reference workload (see :mod:`crossbar_sim.bench.tiles`)."""
 from __future__ import annotations
 
-import argparse
 import json
+
+from crossbar_sim.cli import DefaultsHelpFormatter
+from crossbar_sim.validation import arg_int
 
 
 def add_parser(sub):
@@ -15,7 +17,7 @@ def add_parser(sub):
             "+-0.8, dw_min 1e-3, aihwkit default variations, lr 0.05, x, d ~ N(0, 0.5^2), BL 31 with UBLM+UM. "
             "Timings are medians over --repeat runs, interleaved so that ratios see the same machine state."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("--kind", choices=("update", "forward", "all", "mnist"), default="all",
                    help="what to time; 'mnist': one MNIST training epoch in the paper's setting (FCN and CNN, "
@@ -29,7 +31,7 @@ def add_parser(sub):
                    help="mnist: algorithms")
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024], help="square tile sizes")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 64], help="samples per update call")
-    p.add_argument("--threads", type=int, nargs="+", default=[1], help="numba threads (one run per value)")
+    p.add_argument("--threads", type=arg_int(1), nargs="+", default=[1], help="numba threads (one run per value)")
     p.add_argument("--repeat", type=int, default=7, help="repetitions per timing")
     p.add_argument("--aihwkit-python", metavar="PATH", default=None,
                    help="a python interpreter with IBM aihwkit (not a crossbar-sim dependency): right after each of "

@@ -47,8 +47,8 @@ def add_parser(sub):
     p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                    help="select runs by point or config value (repeatable), e.g. --where algorithm=tiki_taka")
     p.add_argument("--metric", default=None, metavar="NAME",
-                   help="convergence-vs-asymmetry: grad_norm2 (default), error_floor or final_loss; loss: any "
-                   "recorded metric (default: loss; e.g. grad_norm2, dist2, w_inf)")
+                   help="convergence-vs-asymmetry: grad_norm2, error_floor or final_loss (grad_norm2 when omitted); "
+                   "loss: any recorded metric, e.g. grad_norm2, dist2, w_inf (loss when omitted)")
     p.add_argument("--step", type=int, default=None, help="snapshot step (or epoch) for weights (default: the last)")
     p.add_argument("--layer", default=None, help="layer of a network run for weights and pulses (default: the first "
                                                  "analog layer)")
