@@ -17,10 +17,11 @@ Inner optimiser (``inner``): ``adamw`` or ``lion``.
 Projected methods, for ``W`` of shape ``m x n``: the *smaller side* ``s = min(m, n)`` is projected, with
 ``r_eff = min(rank, s)`` (a rank at or above the smaller dimension keeps the full space; ms-swift PR#10146
 projected square gradients on the wrong side because it re-derived the side from the projected matrix: here
-the side is fixed once from ``W``'s shape, left when ``m <= n`` as in GaLore's Algorithm 2):
+the side is fixed once from ``W``'s shape, left when ``m < n``, right when ``m >= n`` -- square matrices from
+the right, as both reference codes do, ``shape[0] >= shape[1]``):
 
-* left (``m <= n``): ``P`` is ``m x r``, ``R = P^T G`` (``r x n``), update ``scale * P N``;
-* right (``m > n``): ``P`` is ``n x r``, ``R = G P`` (``m x r``), update ``scale * N P^T``.
+* left (``m < n``): ``P`` is ``m x r``, ``R = P^T G`` (``r x n``), update ``scale * P N``;
+* right (``m >= n``): ``P`` is ``n x r``, ``R = G P`` (``m x r``), update ``scale * N P^T``.
 
 **GaLore** (Zhao et al., arXiv 2403.03507, Algorithm 2): every ``update_proj_gap`` steps (from step 0), ``P`` is
 the top-``r`` singular vectors of the current gradient on the projected side; in between it is fixed; the inner
@@ -61,6 +62,9 @@ INNER = ("adamw", "lion")
 PROJ_OPTIMIZERS = ("adamw", "sgd", "lion")
 INITIAL_PROJECTIONS = ("svd", "identity")
 NONFINITE = ("raise", "skip")
+#: (betas, weight decay) of P's optimiser when OSDConfig leaves them None: the defaults of the classes the
+#: reference code builds with only a learning rate (``torch.optim.AdamW``; its own ``galore_torch/lion.py``)
+PROJ_DEFAULTS = {"adamw": ((0.9, 0.999), 0.01), "lion": ((0.9, 0.99), 0.0), "sgd": ((0.0, 0.0), 0.0)}
 
 #: arithmetic per element of one optimiser update, counted from the formulas above (multiplies, adds, sqrt,
 #: divide, sign each 1): AdamW m (3) + v (4) + sqrt (1) + eps (1) + divide (1) + step scale (1) = 11;
@@ -177,12 +181,15 @@ class OSDConfig(GaLoreConfig):
         Learning rate of P's optimiser; 0 means ``1 / update_proj_gap`` (the reference code).
     proj_optimizer : str
         ``adamw`` (reference default), ``sgd`` or ``lion``.
-    proj_betas : tuple of float
-        Betas of P's AdamW (0.9, 0.999) or Lion.
+    proj_betas : tuple of float or None
+        Betas of P's AdamW or Lion; None (default) takes the optimiser's own defaults, as the reference code
+        builds P's optimiser with only a learning rate: (0.9, 0.999) for ``torch.optim.AdamW``, (0.9, 0.99)
+        for its ``Lion``. SGD has none.
     proj_eps : float
         Epsilon of P's AdamW (1e-8).
-    proj_weight_decay : float
-        Decoupled weight decay of P (0.01: ``torch.optim.AdamW``'s default, which the reference code keeps).
+    proj_weight_decay : float or None
+        Decoupled weight decay of P; None (default) takes the optimiser's default: 0.01 for
+        ``torch.optim.AdamW``, 0 for the reference's ``Lion``. SGD ignores it.
     ortho_penalty : float
         lam of the paper's ``lam ||P^T P - I||^2`` term (0: not in the reference code).
     """
@@ -191,9 +198,9 @@ class OSDConfig(GaLoreConfig):
 
     proj_lr: float = 0.0
     proj_optimizer: str = "adamw"
-    proj_betas: tuple = (0.9, 0.999)
+    proj_betas: tuple | None = None
     proj_eps: float = 1e-8
-    proj_weight_decay: float = 0.01
+    proj_weight_decay: float | None = None
     ortho_penalty: float = 0.0
 
     def validate(self) -> None:
@@ -201,14 +208,30 @@ class OSDConfig(GaLoreConfig):
         owner = type(self).__name__
         V.check_float(self.proj_lr, "proj_lr", owner, 0.0)
         V.check_choice(self.proj_optimizer, "proj_optimizer", owner, PROJ_OPTIMIZERS)
-        _check_pair(self.proj_betas, "proj_betas", owner)
+        if self.proj_betas is not None:
+            if isinstance(self.proj_betas, list):  # from a JSON override
+                object.__setattr__(self, "proj_betas", tuple(self.proj_betas))
+            _check_pair(self.proj_betas, "proj_betas", owner)
         V.check_float(self.proj_eps, "proj_eps", owner, 0.0)
-        V.check_float(self.proj_weight_decay, "proj_weight_decay", owner, 0.0)
+        if self.proj_weight_decay is not None:
+            V.check_float(self.proj_weight_decay, "proj_weight_decay", owner, 0.0)
         V.check_float(self.ortho_penalty, "ortho_penalty", owner, 0.0)
 
     @property
     def effective_proj_lr(self) -> float:
         return self.proj_lr if self.proj_lr > 0 else 1.0 / self.update_proj_gap
+
+    @property
+    def effective_proj_betas(self) -> tuple:
+        """``proj_betas``, or the default of ``proj_optimizer`` (:data:`PROJ_DEFAULTS`)."""
+        return self.proj_betas if self.proj_betas is not None else PROJ_DEFAULTS[self.proj_optimizer][0]
+
+    @property
+    def effective_proj_weight_decay(self) -> float:
+        """``proj_weight_decay``, or the default of ``proj_optimizer`` (:data:`PROJ_DEFAULTS`)."""
+        if self.proj_weight_decay is not None:
+            return float(self.proj_weight_decay)
+        return PROJ_DEFAULTS[self.proj_optimizer][1]
 
     def build(self, shape, name: str = "W") -> "MatrixOptimizer":
         return OSDOptimizer(shape, self, name)
@@ -426,7 +449,8 @@ class GaLoreOptimizer(MatrixOptimizer):
     def __init__(self, shape, cfg: GaLoreConfig, name: str = "W"):
         super().__init__(shape, cfg, name)
         m, n = self.shape
-        self.side = "left" if m <= n else "right"
+        # tall or square -> right, as the reference code (``shape[0] >= shape[1]``: right; difference D1 fixed)
+        self.side = "left" if m < n else "right"
         self.s, self.l = (m, n) if self.side == "left" else (n, m)
         self.r = min(cfg.rank, self.s)
         if cfg.initial_projection == "identity" and self.r < self.s:
@@ -593,20 +617,21 @@ class OSDOptimizer(GaLoreOptimizer):
             self.P -= lr * gp
             self.flops["online_pca"] += 2 * self.P.size
             return
-        b1, b2 = cfg.proj_betas
+        b1, b2 = cfg.effective_proj_betas
+        wd = cfg.effective_proj_weight_decay
         if self.pm is None:
             self.pm = np.zeros_like(self.P)
             self.pv = np.zeros_like(self.P) if cfg.proj_optimizer == "adamw" else None
         if cfg.proj_optimizer == "lion":
             c = b1 * self.pm + (1.0 - b1) * gp
-            self.P *= 1.0 - lr * cfg.proj_weight_decay
+            self.P *= 1.0 - lr * wd
             self.P -= lr * np.sign(c)
             self.pm *= b2
             self.pm += (1.0 - b2) * gp
             self.flops["online_pca"] += (FLOPS_PER_ELEMENT["lion"] + 2) * self.P.size
             return
         # torch.optim.AdamW
-        self.P *= 1.0 - lr * cfg.proj_weight_decay
+        self.P *= 1.0 - lr * wd
         self.pm *= b1
         self.pm += (1.0 - b1) * gp
         self.pv *= b2
