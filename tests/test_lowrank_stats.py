@@ -110,3 +110,13 @@ def test_tables_from_records_pair_by_seed_and_drop_diverged_runs():
     rk = S.energy_ranking(recs)
     assert rk[0][0] == "GaLore r16" and rk[-1][0] == "Tiki-Taka"
     assert S.energy_ranking(recs, "enode_10pJ")[-1][1] == pytest.approx(1e9 * 10e-12)
+
+
+def test_tradeoff_figure(tmp_path):
+    from crossbar_sim.lowrank.plots import write_tradeoff_figure
+
+    recs = [_rec(m, r, s, 7.0 + 0.1 * s + (0.2 if m == "osd" else 0.0), backend=b, pulses=10**6)
+            for b in ("digital", "analog") for m, r in (("galore", 8), ("osd", 8), ("adamw", None)) for s in range(3)]
+    recs += [_rec("tiki_taka", None, s, 11.0, pulses=10**9) for s in range(3)]
+    path = write_tradeoff_figure(S.cell_table(recs), str(tmp_path / "f.png"), S.paired_table(recs))
+    assert (tmp_path / "f.png").stat().st_size > 10_000 and path.endswith("f.png")

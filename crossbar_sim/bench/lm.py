@@ -120,7 +120,8 @@ def run_lm_bench(steps: int = 20, repeat: int = 7, progress=print, **shape) -> d
         tw = TorchLlama(tr.model, cfg.lr, cfg.lr_other)
         X, Y = tr._batch()
         _, loss_np = tr.model.forward(X, Y)
-        loss_t = float(tw.loss(torch.as_tensor(X, dtype=torch.long), torch.as_tensor(Y, dtype=torch.long)))
+        with torch.no_grad():
+            loss_t = float(tw.loss(torch.as_tensor(X, dtype=torch.long), torch.as_tensor(Y, dtype=torch.long)))
         out["first_loss"] = {"numpy": loss_np, "torch": loss_t}
         progress(f"same model: first loss numpy {loss_np:.6f}, torch {loss_t:.6f}")
         rng = np.random.default_rng(1)

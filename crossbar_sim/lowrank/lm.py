@@ -305,11 +305,15 @@ class TinyLlama:
             rs = np.sum((do * c["o"]).reshape(B, T, H, hd), axis=-1).transpose(0, 2, 1)[..., None]
             ds -= rs
             ds *= a
-            dqh = ds @ kr.transpose(0, 2, 1, 3)
-            dkh = ds.transpose(0, 1, 3, 2) @ qr.transpose(0, 2, 1, 3)
+            # the products written straight into (B, T, H, hd) buffers (a strided out for BLAS), so that RoPE's
+            # backward runs on contiguous memory
+            dqr = np.empty((B, T, H, hd), ds.dtype)
+            dkr = np.empty((B, T, H, hd), ds.dtype)
+            np.matmul(ds, kr.transpose(0, 2, 1, 3), out=dqr.transpose(0, 2, 1, 3))
+            np.matmul(ds.transpose(0, 1, 3, 2), qr.transpose(0, 2, 1, 3), out=dkr.transpose(0, 2, 1, 3))
             self.flops += 8 * B * H * T * T * hd
-            dq = rope_back_bthd(dqh.transpose(0, 2, 1, 3), cos, sin, scale).reshape(N, d)
-            dk = rope_back_bthd(dkh.transpose(0, 2, 1, 3), cos, sin, scale).reshape(N, d)
+            dq = rope_back_bthd(dqr, cos, sin, scale).reshape(N, d)
+            dk = rope_back_bthd(dkr, cos, sin, scale).reshape(N, d)
             h1 = c["h1"]
             dh = self._bmm(L + "wq", h1, dq) + self._bmm(L + "wk", h1, dk) + self._bmm(L + "wv", h1, dv)
             dxn, grads[L + "norm1"] = rmsnorm_back(dh, p[L + "norm1"], c["n1"])

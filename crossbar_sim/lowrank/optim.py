@@ -8,11 +8,13 @@ see :mod:`crossbar_sim.lowrank.backends`).
 
 Inner optimiser (``inner``): ``adamw`` or ``lion``.
 
-* AdamW as the GaLore / OSD reference code runs it (its ``AdamW`` class from ``transformers``, bias corrected):
+* AdamW as the GaLore / OSD reference code runs it (its ``AdamW`` class from ``transformers``, bias corrected;
+  also the full-rank baseline here, D12 below):
   ``m <- b1 m + (1-b1) g``, ``v <- b2 v + (1-b2) g^2``, ``N = m / (sqrt(v) + eps)``,
   ``step = lr sqrt(1 - b2^t) / (1 - b1^t)``, ``W <- W - step N`` then ``W <- W - lr wd W`` (decoupled decay).
 * Lion (Chen et al. 2023, arXiv 2302.06675; OSD's paper Example 3.1): ``c = b1 m + (1-b1) g``,
-  ``W <- W - lr sign(c)`` (then decay), ``m <- b2 m + (1-b2) g``.
+  ``W <- W - lr sign(c)`` (then decay), ``m <- b2 m + (1-b2) g``; in GaLore / OSD the sign is taken in the
+  projected space, before projecting back (D3 below: the reference code takes it after).
 
 Projected methods, for ``W`` of shape ``m x n``: the *smaller side* ``s = min(m, n)`` is projected, with
 ``r_eff = min(rank, s)`` (a rank at or above the smaller dimension keeps the full space; ms-swift PR#10146
@@ -35,8 +37,35 @@ differentiated at the current ``P``; the weight update uses the current ``P``; t
 taken on ``P``: AdamW (``torch.optim.AdamW`` semantics: decay ``P <- P (1 - lr_P wd_P)``, bias-corrected
 moments, ``eps`` added to ``sqrt(v / (1 - b2^t))``) with ``lr_P = proj_lr * lr_t / lr_0`` (``proj_lr`` defaults
 to ``1 / update_proj_gap``; the reference code scales it by the schedule's ratio), betas (0.9, 0.999), eps 1e-8,
-weight decay 0.01 (PyTorch's defaults); or plain SGD, or Lion. ``ortho_penalty`` adds the paper's
+weight decay 0.01 (PyTorch's defaults); or plain SGD, or Lion (betas (0.9, 0.99), no decay: its defaults). ``ortho_penalty`` adds the paper's
 ``lam ||P^T P - I||_F^2`` (default 0, not in the reference code).
+
+Differences from the authors' reference code (kyleliang919/Online-Subspace-Descent ``e694775``, a fork of
+jiaweizzhao/GaLore ``2cc66f8``), each with its reason; ``docs/lowrank_vs_reference.md`` has the evidence
+(file:line, and a numerical check: with both SVDs in float64 and fixed signs ours agrees to 1e-16):
+
+* D1, fixed: square matrices are projected from the right, as the reference (``shape[0] >= shape[1]``); ours
+  used the left until issue 21.
+* D2, fixed: P's optimiser takes its own defaults unless ``proj_betas`` / ``proj_weight_decay`` are given
+  (:data:`PROJ_DEFAULTS`: AdamW (0.9, 0.999) / 0.01, Lion (0.9, 0.99) / 0, as the reference builds them with
+  only a learning rate); ours reused AdamW's for Lion until issue 21.
+* D3, deliberate: the inner Lion is ``scale P sign(c)`` (rank r, the paper's Algorithm 1; r pulse cycles on a
+  tile); the reference code's GaLore-Lion takes ``sign(scale P c)``, dense and full rank, on which ``scale`` has
+  no effect. Lion learning rates of the reference do not carry over.
+* D4/D5: lr_P = ``proj_lr * lr_t / lr_0`` with ``proj_lr = 1 / update_proj_gap``, as the code (not SPEC's
+  "1/gap"); the paper's own recommendation (lr_P = 5 lr_W, lambda_P = lambda_W) is ``proj_lr=5*lr,
+  proj_weight_decay=weight_decay``.
+* D6, inherent: the reference's SVD is float32 with arbitrary singular-vector signs; GaLore's moments carried
+  across a refresh depend on them, so GaLore trajectories match the reference only up to the first refresh.
+* D7/D8, robustness: a zero gradient skips the P step (the reference gets NaN); a non-finite one raises or is
+  skipped (the reference has no check).
+* D9, harmless: warm-up factor ``(t + 1) / warm`` (reference ``t / warm``, lr 0 at the first update).
+* D10, deliberate: embedding, head and norms use full-rank AdamW at ``lr_other`` (reference: the same lr).
+* D11, harmless: float32 / float64 instead of bf16 everywhere.
+* D12, choice: the full-rank baseline is this ``transformers``-style AdamW (eps 1e-6 on the uncorrected sqrt(v)),
+  the reference's ``--optimizer adam`` is ``torch.optim.Adam`` (eps 1e-8) and the paper's plots use 8-bit Adam.
+* D13: the reference's other projection modes and P by Adafactor / 8-bit Adam are not implemented.
+* D14, deliberate: weight decay on analog tiles is rejected (it would need every device rewritten each step).
 
 Non-finite gradients (GaLore issues #26, #58: the SVD fails on NaN/inf) raise :class:`NonFiniteError` naming the
 matrix and step, or with ``nonfinite="skip"`` skip that matrix's update for the step (counted in
