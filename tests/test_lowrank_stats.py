@@ -120,3 +120,17 @@ def test_tradeoff_figure(tmp_path):
     recs += [_rec("tiki_taka", None, s, 11.0, pulses=10**9) for s in range(3)]
     path = write_tradeoff_figure(S.cell_table(recs), str(tmp_path / "f.png"), S.paired_table(recs))
     assert (tmp_path / "f.png").stat().st_size > 10_000 and path.endswith("f.png")
+
+
+def test_lowrank_stats_experiment_is_registered_and_paired():
+    from crossbar_sim.cli.lowrank import load_spec
+    from crossbar_sim.lowrank.runner import expand
+
+    spec = load_spec("lowrank_stats")
+    sw = expand(spec)
+    assert len(sw["points"]) == 2 * (1 + 4 + 4) * 4 + 4  # digital + analog x (AdamW, 4 GaLore, 4 OSD), + Tiki-Taka
+    seeds = {}
+    for p in sw["points"]:
+        seeds.setdefault(p["seed"], set()).add(p["run_seed"])
+        assert p["config"].steps == 1000
+    assert all(len(v) == 1 for v in seeds.values()) and len(seeds) == 4  # one run seed per label: paired
