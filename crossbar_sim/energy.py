@@ -80,7 +80,7 @@ class EnergyConstants(Config):
     t_pulse_ns: float = 5.0           # Rasch et al. 2024, Table 1
 
     @classmethod
-    def preset(cls, name: str, **overrides) -> "EnergyConstants":
+    def preset(cls, name: str, **overrides) -> EnergyConstants:
         """The constants of scenario ``name`` (:data:`SCENARIOS`), with ``overrides`` on top."""
         if name not in SCENARIOS:
             from .errors import ConfigError
@@ -168,7 +168,7 @@ class EventCounts:
         return {f.name: int(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
-    def from_attrs(cls, attrs: dict) -> "EventCounts":
+    def from_attrs(cls, attrs: dict) -> EventCounts:
         """The counts of a stored budget: ``count_<name>`` attributes (:meth:`Budget.as_attrs`) or a plain
         ``{name: count}`` dict (:attr:`Budget.counts`). A missing count raises :class:`FormatError`."""
         from .errors import FormatError

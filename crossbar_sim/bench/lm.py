@@ -51,7 +51,7 @@ class TorchLlama:
 
         self.torch = torch
         self.cfg = model.cfg
-        f = lambda a: torch.nn.Parameter(torch.tensor(np.asarray(a, np.float32)))  # noqa: E731
+        f = lambda a: torch.nn.Parameter(torch.tensor(np.asarray(a, np.float32)))
         self.p = {k: f(v) for k, v in model.params.items()}
         self.w = {k: f(h.read()) for k, h in model.mats.items()}
         hd = model.hd
