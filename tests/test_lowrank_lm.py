@@ -265,3 +265,16 @@ def test_real_corpus():
     assert len(c.train_plays) == 35 and c.val_plays == ("hamlet", "the-tempest", "julius-caesar")
     assert 4_000_000 < len(c.train) < 5_000_000 and 300_000 < len(c.val) < 500_000
     assert c.decode(c.val[:6]) == "Hamlet" and c.vocab_size < 96
+
+
+def test_float32_model_stays_float32():
+    """Regression: a float64 numpy scalar (1/sqrt(hd)) promoted the float32 attention scores to float64 under
+    NumPy 2's rules, and with them dq, dk and the weight gradients of wq and wk."""
+    cfg = LMConfig(d_model=8, n_layers=1, n_heads=2, d_ff=12, seq_len=6)
+    m = TinyLlama(cfg, 11, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    m.forward(rng.integers(0, 11, (2, 6)), rng.integers(0, 11, (2, 6)))
+    g = m.backward()
+    assert m._cache["caches"][0]["a"].dtype == np.float32
+    assert all(v.dtype == np.float32 for v in g.values())
+    assert all(m.weight_grad(k).dtype == np.float32 for k in m.mats)

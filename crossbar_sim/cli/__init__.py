@@ -66,6 +66,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"crossbar-sim {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `crossbar-sim ... | head`: the reader went away; nothing is wrong
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,10 +19,12 @@ def add_parser(sub):
         ),
         formatter_class=DefaultsHelpFormatter,
     )
-    p.add_argument("--kind", choices=("update", "forward", "all", "mnist"), default="all",
+    p.add_argument("--kind", choices=("update", "forward", "all", "mnist", "lm"), default="all",
                    help="what to time; 'mnist': one MNIST training epoch in the paper's setting (FCN and CNN, "
                         "analog SGD and Tiki-Taka, full pulse update and periphery), per-call overhead and a "
-                        "profile split (see crossbar_sim.bench.mnist)")
+                        "profile split (see crossbar_sim.bench.mnist); 'lm': one training step of the low-rank "
+                        "experiments' language model against the same model in eager PyTorch on one thread, "
+                        "interleaved (needs torch in this environment; see crossbar_sim.bench.lm)")
     p.add_argument("--samples", type=int, default=None,
                    help="mnist: training samples timed (default 60000 FCN, 4000 CNN; extrapolated to 60k)")
     p.add_argument("--models", nargs="+", default=["fcn", "cnn"], choices=("fcn", "cnn"), help="mnist: networks")
@@ -54,6 +56,19 @@ def run(args) -> int:
             raise ConfigError(f"--batches must be positive. Got {b}.")
     if args.repeat < 1:
         raise ConfigError(f"--repeat must be >= 1. Got {args.repeat}.")
+    if args.kind == "lm":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise ConfigError("--kind lm needs PyTorch in this environment (it is not a crossbar-sim dependency): "
+                              "pip install torch==2.13.0, or run an interpreter that has it.") from None
+        from crossbar_sim.bench.lm import run_lm_bench
+
+        res = run_lm_bench(repeat=args.repeat, progress=print)
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(res, fh, indent=1)
+        return 0
     if args.kind == "mnist":
         from crossbar_sim.bench.mnist import run_mnist_bench
 
