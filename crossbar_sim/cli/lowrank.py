@@ -158,6 +158,24 @@ def report(path: str, figures_dir: str | None, plots: bool, table_path: str | No
         print(format_table(rows))
     print()
     print(format_published_table())
+    from crossbar_sim.lowrank import stats
+
+    cells = stats.cell_table(recs)
+    if any(c["n"] > 1 for c in cells):  # seeds: intervals and the paired OSD - GaLore differences
+        paired = stats.paired_table(recs)
+        print()
+        print("validation perplexity, mean and 95 % t-interval over seeds:")
+        print(stats.format_cell_table(cells, markdown=False))
+        if paired:
+            print()
+            print("OSD - GaLore, paired over seeds (same init and batches; Holm-corrected over the ranks):")
+            print(stats.format_paired_table(paired, markdown=False))
+        if plots or figures_dir:
+            from crossbar_sim.engine.plots import figure_path
+            from crossbar_sim.lowrank.plots import write_tradeoff_figure
+
+            out = write_tradeoff_figure(cells, figure_path(path, "lm-tradeoff", figures_dir), paired=paired)
+            print(f"figure: {out}")
     if table_path:
         save_table(rows, table_path)
     if plots:
@@ -193,5 +211,5 @@ def run(args) -> int:
     spec = build_spec(args)
     rc = run_spec(spec, args, args.experiment)
     if rc in (0, 1) and not args.dry_run:  # the sweep printed the table and drew the figures
-        report(args.out, args.figures_dir, False, args.table, table=False)
+        report(args.out, args.figures_dir if not args.no_plot else None, False, args.table, table=False)
     return rc
