@@ -137,8 +137,10 @@ def test_hdf5_record_has_every_array_of_every_tile(tmp_path, mnist_small):
     r = read_run(out)
     assert r["status"] == "complete" and list(r["metrics"]["steps"]) == [0, 1, 2]
     np.testing.assert_allclose(r["metrics"]["test_acc"], tr.history["test_acc"])
-    assert r["snapshots"]["layer0"] == {f"tile{i}_0/{a}": [0, 1, 2] for i in (0, 1) for a in ("A", "C", "H")}
-    assert r["snapshots"]["layer4"] == {a: [0, 1, 2] for a in ("A", "C", "H")}
+    digital = {a: [0, 1, 2] for a in ("digital/bias", "digital/out_scale")}  # what inference needs besides tiles
+    assert r["snapshots"]["layer0"] == {**{f"tile{i}_0/{a}": [0, 1, 2] for i in (0, 1) for a in ("A", "C", "H")},
+                                        **digital}
+    assert r["snapshots"]["layer4"] == {**{a: [0, 1, 2] for a in ("A", "C", "H")}, **digital}
     with h5py.File(out) as f:
         g = f["runs/ttv2"]
         assert json.loads(g.attrs["config"])["net"]["algorithm"] == "ttv2"

@@ -18,7 +18,7 @@ from crossbar_sim import __version__
 from crossbar_sim.errors import SimulatorError
 
 #: module names (in this package) of the subcommands, in the order ``--help`` lists them
-SUBCOMMANDS = ("bench", "sweep", "inspect", "plot", "devices", "fit_device", "data", "train", "lowrank")
+SUBCOMMANDS = ("bench", "sweep", "inspect", "plot", "devices", "fit_device", "data", "train", "evaluate", "lowrank")
 
 
 def build_parser() -> argparse.ArgumentParser:
