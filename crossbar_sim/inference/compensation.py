@@ -49,14 +49,17 @@ class DriftCompensation(Config):
     exact_reference: bool = False
 
     short_name: ClassVar[str] = "base"
+    #: one scale per output line (True) or per tile
+    per_output: ClassVar[bool] = False
 
     def validate(self) -> None:
         owner = type(self).__name__
         check_choice(self.readout, "readout", owner, READOUTS)
         check_bool(self.exact_reference, "exact_reference", owner)
 
-    def reduce(self, Y: np.ndarray) -> np.ndarray:  # overridden
-        raise NotImplementedError
+    def reduce(self, Y: np.ndarray):
+        """The read-out of ``|Y|`` (in_size, out_size): its mean, or the mean over inputs per output line."""
+        return Y.mean(axis=0) if self.per_output else np.float64(Y.mean())
 
     def alpha(self, y_ref: np.ndarray, y_now: np.ndarray):
         """The output scale from the reference read ``y_ref`` and the current read ``y_now`` (in_size, out_size)."""
@@ -71,18 +74,13 @@ class GlobalDriftCompensation(DriftCompensation):
 
     short_name: ClassVar[str] = "global"
 
-    def reduce(self, Y):
-        return np.float64(Y.mean())
-
 
 @dataclass(frozen=True, repr=False)
 class PerColumnDriftCompensation(DriftCompensation):
     """One scale per output line ``i``: the ratio of the mean absolute reads of that line over the inputs."""
 
     short_name: ClassVar[str] = "per_column"
-
-    def reduce(self, Y):
-        return Y.mean(axis=0)
+    per_output: ClassVar[bool] = True
 
 
 #: compensations by name (``none``: no compensation)

@@ -197,7 +197,7 @@ def program(tile_or_model, noise_model=None, seed=None, *, forward=None, compens
     """
     model = PCMLikeNoiseModel() if noise_model is None else get_noise_model(noise_model)
     obj = tile_or_model
-    if isinstance(obj, np.ndarray) or isinstance(obj, (list, tuple)):
+    if isinstance(obj, (np.ndarray, list, tuple)):
         return InferenceTile(np.asarray(obj), model, seed, forward, compensation=compensation)
     if hasattr(obj, "task") and hasattr(obj, "model"):  # least-squares Trainer
         w, pair = tile_source(obj.model)
@@ -237,7 +237,7 @@ def _first_forward(model) -> IOParameters:
 
 def _program_trained(trained: TrainedWeights, model, seed, forward, compensation, layers):
     if trained.kind == "least_squares":
-        (si, so, w, pair), = trained.layers["linear"].parts
+        (_si, _so, w, pair), = trained.layers["linear"].parts
         io = forward if forward is not None else _run_forward(trained)
         return InferenceTile(w, model, seed, io, pair=pair, compensation=compensation)
     from ..nn.training import NetConfig

@@ -42,7 +42,7 @@ def _split(lw, max_in, max_out):
     """The parts of a digitally trained layer, cut as aihwkit would map it onto tiles."""
     from ..nn.layers import split_sizes
 
-    (si0, so0, w, _pair), = lw.parts
+    (_si, _so, w, _pair), = lw.parts
     ins = np.cumsum([0] + split_sizes(w.shape[1], max_in))
     outs = np.cumsum([0] + split_sizes(w.shape[0], max_out))
     return [(slice(int(ins[i]), int(ins[i + 1])), slice(int(outs[j]), int(outs[j + 1])),

@@ -137,7 +137,7 @@ def final_weights(file, run_id: str) -> TrainedWeights:
     from ..engine.store import open_results
 
     with open_results(str(file)) as f:
-        runs = f["runs"] if "runs" in f else {}
+        runs = f.get("runs", {})
         if run_id not in runs:
             raise FormatError(f"{file}: no run {run_id!r}; runs: {', '.join(sorted(runs)) or 'none'}.")
         g = runs[run_id]
