@@ -270,3 +270,26 @@ def test_bad_input_names_the_parameter():
         PCMLikeNoiseModel(g_min=30.0)
     with pytest.raises(ShapeError, match="'weights'"):
         InferenceTile(np.ones(3), "pcm")
+
+
+def test_pcm_model_matches_aihwkit_in_distribution():
+    """aihwkit 1.1.0's own PCMLikeNoiseModel output (crossbar_sim/bench/aihwkit_inference.py, stored): per-level mean
+    and std of the programmed and drifted weights, ours with aihwkit's re-conversion (drift_per_device=False).
+    Tolerance: 20000 weights per level in each; 6 standard errors of the difference of two independent estimates."""
+    import json
+    import os
+
+    ref = json.load(open(os.path.join(os.path.dirname(__file__), "data", "aihwkit_inference", "pcm_stats.json")))
+    n = ref["per_level"]
+    W = np.repeat(np.array(ref["levels"])[:, None], n, axis=1)
+    tile = InferenceTile(W, PCMLikeNoiseModel(drift_per_device=False), seed=0, forward=PERFECT)
+
+    def check(w, stats):
+        std = np.asarray(stats["std"])
+        np.testing.assert_allclose(w.std(axis=1), std, rtol=6 * np.sqrt(2) / np.sqrt(2 * n))
+        np.testing.assert_allclose(w.mean(axis=1), stats["mean"], rtol=0, atol=6 * np.sqrt(2) * std.max() / np.sqrt(n))
+
+    check(tile.programmed_weights(), ref["programmed"])
+    for st in ref["drifted"]:
+        tile.drift_to(st["t"])
+        check(tile.read_weights(), st)
