@@ -126,6 +126,11 @@ def test_cli_evaluate_writes_results_and_figure(net_file, tmp_path, monkeypatch)
     assert rc == 0
     with h5py.File(net_file) as f:
         assert '"drift_scale": 2.0' in f["runs/a/inference/pcm2_none"].attrs["noise_model"]
+    # --show: the stored results printed and plotted again, nothing evaluated or written
+    before = _sha(net_file)
+    assert cli_main(["evaluate", str(net_file), "a", "--show", "--plot", str(tmp_path / "again.png")]) == 0
+    assert (tmp_path / "again.png").stat().st_size > 10000 and _sha(net_file) == before
+    assert cli_main(["evaluate", str(net_file), "a", "--show", "--label", "other", "--plot", "none"]) == 2
 
 
 @pytest.mark.parametrize("run,opts,msg", [

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 _TIME_NAMES = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 2592000.0: "30 d", 31536000.0: "1 year"}
@@ -48,6 +49,8 @@ def add_parser(sub):
     p.add_argument("--label", default="", help="group name prefix instead of the noise model's name")
     p.add_argument("--replace", action="store_true", help="overwrite earlier results of the same groups")
     p.add_argument("--no-write", action="store_true", help="do not write the results into the file")
+    p.add_argument("--show", action="store_true",
+                   help="evaluate nothing: print and plot the results already stored (--label, --compensation)")
     p.add_argument("--plot", default=None, metavar="PNG",
                    help="figure path (default: <file without .h5>_inference.png); 'none' for no figure")
     p.add_argument("--threads", type=int, default=1, help="numba threads")
@@ -95,6 +98,8 @@ def run(args) -> int:
         raise ConfigError(f"{args.file}: no such file.")
     cfg = eval_config_from_args(args)
     run_ids = check_run_ids(args.file, args.runs)
+    if args.show:
+        return _show(args, cfg, run_ids)
     trained = {rid: final_weights(args.file, rid) for rid in run_ids}  # every bad run fails before any work
     set_num_threads(args.threads)
     results = {}
@@ -113,6 +118,25 @@ def run(args) -> int:
         add_to_file(args.file, results, replace=args.replace)
         groups = sorted({g for r in results.values() for g in group_names(r)})
         print(f"wrote inference/{{{','.join(groups)}}} of {len(results)} run(s) into {args.file}")
+    if (args.plot or "").lower() != "none":
+        path = args.plot or (os.path.splitext(args.file)[0] + "_inference.png")
+        _plot(results, path)
+        print(f"figure: {path}")
+    return 0
+
+
+def _show(args, cfg, run_ids) -> int:
+    from crossbar_sim.engine.store import open_results
+    from crossbar_sim.inference.results import stored_result
+
+    results = {}
+    with open_results(args.file) as f:
+        for rid in run_ids:
+            results[rid] = stored_result(f["runs"][rid], cfg.group_prefix, cfg.compensation)
+            point = json.loads(f["runs"][rid].attrs.get("point", "{}"))
+            results[rid]["label"] = rid + "".join(f" {k}={v}" for k, v in point.items() if k != "seed")
+    _print_table(results, cfg.replace(times=tuple(next(iter(results.values()))["times"]),
+                                      draws=int(next(iter(results.values()))["config"]["draws"])))
     if (args.plot or "").lower() != "none":
         path = args.plot or (os.path.splitext(args.file)[0] + "_inference.png")
         _plot(results, path)
@@ -149,6 +173,7 @@ def _print_table(results, cfg):
 
 
 def _plot(results, path):
+    """One panel per compensation (shared y axis), one colour per run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -156,18 +181,22 @@ def _plot(results, path):
 
     from crossbar_sim.inference.results import plot_inference
 
-    metric = next(iter(results.values()))["metric"]
-    fig, ax = plt.subplots(figsize=(8, 5.2))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    curves = []
-    for k, (rid, r) in enumerate(results.items()):
-        for c in r["config"]["compensation"]:
-            curves.append({"run": r["label"], "times": r["times"], "mean": r[f"{c}/mean"], "std": r[f"{c}/std"],
-                           "compensation": c, "color": colors[k % len(colors)], "reference": r["reference"]})
-    plot_inference(ax, curves, metric)
     r0 = next(iter(results.values()))
+    metric, comps = r0["metric"], r0["config"]["compensation"]
+    fig, axes = plt.subplots(1, len(comps), figsize=(4.6 * len(comps) + 1.0, 5.0), sharey=True, squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, (ax, c) in enumerate(zip(axes[0], comps)):
+        curves = [{"run": r["label"], "times": r["times"], "mean": r[f"{c}/mean"], "std": r[f"{c}/std"],
+                   "compensation": c, "color": colors[k % len(colors)], "reference": r["reference"]}
+                  for k, r in enumerate(results.values())]
+        plot_inference(ax, curves, metric, legend=j == 0)
+        ax.set_title("no drift compensation" if c == "none" else f"{c.replace('_', '-')} drift compensation",
+                     fontsize=10)
+        if j:
+            ax.set_ylabel("")
     model = r0["config"]["noise_model"]["type"]
-    ax.set_title(f"{model}, {r0['config']['draws']} draws, error bars 1 std over draws", fontsize=10)
+    fig.suptitle(f"{model}: mean of {r0['config']['draws']} programmings, error bars 1 std; dotted: the trained "
+                 f"weights on the training tiles", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)

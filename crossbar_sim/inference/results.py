@@ -100,6 +100,25 @@ def read_inference(run_group) -> dict:
     return out
 
 
+def stored_result(run_group, label: str, compensations) -> dict:
+    """The groups ``<label>_<c>`` of a run group put back together in the form of
+    :func:`~crossbar_sim.inference.evaluate.evaluate_trained`'s result (FormatError if one is missing)."""
+    stored = read_inference(run_group)
+    out = None
+    for c in compensations:
+        name = f"{label}_{c}"
+        if name not in stored:
+            raise FormatError(f"{run_group.name} has no inference/{name}; stored: {', '.join(sorted(stored)) or 'none'}.")
+        g = stored[name]
+        if out is None:
+            out = {"metric": g["metric"], "reference": float(g["reference"]), "times": g["times"],
+                   "config": json.loads(g["config"]), "seed": int(g["seed"])}
+            out["config"]["compensation"] = list(compensations)
+        for k in ("values", "mean", "std"):
+            out[f"{c}/{k}"] = g[k]
+    return out
+
+
 def add_to_file(path, results: dict, replace: bool = False) -> None:
     """Write ``{run_id: result}`` into result file ``path`` through a temporary copy renamed into place."""
     import h5py
@@ -127,13 +146,15 @@ def add_to_file(path, results: dict, replace: bool = False) -> None:
 CURVE_STYLES = {"none": ("--", "s"), "global": ("-", "o"), "per_column": ("-.", "^")}
 
 
-def plot_inference(ax, curves: list, metric: str = "test_acc", max_legend_runs: int = 12) -> None:
+def plot_inference(ax, curves: list, metric: str = "test_acc", max_legend_runs: int = 12,
+                   legend: bool = True) -> None:
     """Metric against log time on ``ax``.
 
     ``curves``: ``[{"run", "times", "mean", "std", "compensation", "color", "reference"}]``: one colour per run, one
     line style per compensation (``none`` dashed, ``global`` solid, ``per_column`` dash-dot), error bars one
     standard deviation over draws, the trained weights' own metric as a dotted line in the run's colour. The
-    legend names the runs (up to ``max_legend_runs``) and the compensations. Times of 0 are left out (log axis).
+    legend (if ``legend``) names the runs (up to ``max_legend_runs``) and the compensations. Times of 0 are left out
+    (log axis).
     """
     from matplotlib.lines import Line2D
 
@@ -164,10 +185,12 @@ def plot_inference(ax, curves: list, metric: str = "test_acc", max_legend_runs: 
         sec.set_xticks(list(shown), list(shown.values()))
         sec.tick_params(labelsize=8)
     ax.grid(True, which="major", alpha=0.3)
+    if not legend:
+        return
     handles = [Line2D([], [], color=col, lw=2, label=str(r)) for r, col in list(runs.items())[:max_legend_runs]]
     if len(runs) > max_legend_runs:
         handles.append(Line2D([], [], color="none", label=f"(+{len(runs) - max_legend_runs} runs)"))
-    for comp in comps:
+    for comp in comps if len(comps) > 1 else ():
         ls, mk = CURVE_STYLES.get(comp, ("-", "x"))
         handles.append(Line2D([], [], color="k", ls=ls, marker=mk, ms=4,
                               label="no compensation" if comp == "none" else f"{comp} compensation"))
