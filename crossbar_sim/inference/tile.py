@@ -11,7 +11,9 @@ is taken as it is: its two device states ``g_plus``, ``g_minus`` (weight units, 
 programming, from the target: aihwkit's ``drift_noise_parameters``). :meth:`InferenceTile.drift_to` sets the
 weights the tile reads to those at time ``t`` after programming (drift from the programmed conductances, always
 from the programmed state, never cumulative, with one fresh sample of the accumulated 1/f noise that stays
-frozen until the next call, as in aihwkit) and takes the calibration read of the drift compensation. Forward
+frozen until the next call, as in aihwkit); the calibration reads of the drift compensation (the programmed tile,
+and the tile at the current time) are taken when a compensation first needs them, each a function of its stream
+position only, so the same whenever taken. Forward
 reads go through the tile's forward :class:`~crossbar_sim.tiles.params.IOParameters` (noise and bound
 management, DAC, output noise, ADC), then the compensation scale multiplies the outputs.
 
@@ -43,6 +45,8 @@ from .noise import InferenceNoiseModel, PCMLikeNoiseModel, get_noise_model
 
 #: aihwkit's floor of the abs-max in the weight -> conductance scale
 W_ABS_MIN = 1e-7
+#: input lines per calibration-read call (bounds the one-hot block to READ_CHUNK x in_size)
+READ_CHUNK = 256
 
 
 def weights_to_conductances(w, g_max: float, g_min: float = 0.0):
@@ -129,7 +133,7 @@ class InferenceTile(TileBase):
         ss = make_seedseq(seed)
         s_prog, s_drift, s_fwd, s_read = ss.spawn(4)
         self._keys = {"forward": key_from_seedseq(s_fwd), "backward": key_from_seedseq(s_fwd),
-                      "readout": key_from_seedseq(s_read), "drift": key_from_seedseq(s_drift)}
+                      "readout": key_from_seedseq(s_read), "drift": key_from_seedseq(s_drift)}  # readout: _read_fwd
         self._t = {k: 0 for k in self._keys}
         self.counters = {"n_forward": 0, "n_backward": 0, "mvm": 0, "dac": 0, "adc": 0}
         if pair is None:
@@ -145,8 +149,7 @@ class InferenceTile(TileBase):
         self._g_prog, self._nu = model.program(self._g_target, z[0], z[1])
         self._w_prog = conductances_to_weights(self._g_prog, self.scale)
         self._set_current(self._w_prog, None)
-        self._y_ref_fwd = self._read_fwd()  # calibration read of the programmed tile (aihwkit init_baseline)
-        self._y_now_fwd = self._y_ref_fwd
+        self._reads = {}  # calibration reads through the periphery, taken when a compensation first needs them
         self._comp = None
         self._alpha = None
         self.compensation = compensation
@@ -199,8 +202,7 @@ class InferenceTile(TileBase):
     # ------------------------------------------------------------------ drift
     def drift_to(self, t: float) -> None:
         """Set the weights to those read ``t`` seconds after programming (``t >= 0``): drift of every device from its
-        programmed conductance with its own ``nu``, plus one new sample of the accumulated 1/f read noise; then the
-        calibration read of the drift compensation."""
+        programmed conductance with its own ``nu``, plus one new sample of the accumulated 1/f read noise."""
         t = V.check_float(t, "t", "InferenceTile.drift_to", 0.0, None)
         m = self.noise_model
         rng = np.random.default_rng([int(self._keys["drift"]), self._t["drift"]])
@@ -212,15 +214,31 @@ class InferenceTile(TileBase):
             g_re, s = weights_to_conductances(self._w_prog, m.g_max, m.g_min)
             g = m.drift(g_re, self._nu, t, z)
         self._set_current(conductances_to_weights(g, s), float(t), g if m.drift_per_device else None)
-        self._y_now_fwd = self._read_fwd()
+        self._reads.pop("now", None)
         self._alpha = None
 
-    def _read_fwd(self) -> np.ndarray:
-        """One-hot reads of every input line through the forward periphery: (in_size, out_size)."""
-        y = read_columns(self._w, np.arange(self.in_size), self.config.forward, self._keys["readout"],
-                         self._t["readout"], counters=self.counters)
-        self._t["readout"] += 1
-        return y
+    def _read_fwd(self, w, k: int) -> np.ndarray:
+        """One-hot reads of every input line of ``w`` through the forward periphery: (in_size, out_size).
+
+        Read ``k`` (0: the programmed tile, aihwkit's baseline; ``k``: after the k-th drift_to) uses the calls
+        ``k * 2^20 + c`` of the readout stream for its chunks ``c`` of 256 lines, so it is the same whenever it is
+        taken (a compensation may be chosen after drift_to) and never holds more than 256 one-hot rows.
+        """
+        out = np.empty((self.in_size, self.out_size), np.float32)
+        for c, j0 in enumerate(range(0, self.in_size, READ_CHUNK)):
+            cols = np.arange(j0, min(j0 + READ_CHUNK, self.in_size))
+            out[cols] = read_columns(w, cols, self.config.forward, self._keys["readout"], (k << 20) + c,
+                                     counters=self.counters)
+        return out
+
+    def _read(self, which: str) -> np.ndarray:
+        """The calibration read ``ref`` (programmed tile) or ``now`` (current weights), taken once when needed."""
+        if which == "now" and self._time is None:
+            which = "ref"
+        if which not in self._reads:
+            self._reads[which] = (self._read_fwd(self._w_prog, 0) if which == "ref"
+                                  else self._read_fwd(self._w, self._t["drift"]))
+        return self._reads[which]
 
     # ------------------------------------------------------------------ compensation
     @property
@@ -245,8 +263,8 @@ class InferenceTile(TileBase):
             if c.exact_reference:
                 y_ref = self._w_target.T
             else:
-                y_ref = self._y_ref_fwd if c.readout == "forward" else self._w_prog.T
-            y_now = self._y_now_fwd if c.readout == "forward" else self._w.T
+                y_ref = self._read("ref") if c.readout == "forward" else self._w_prog.T
+            y_now = self._read("now") if c.readout == "forward" else self._w.T
             self._alpha = c.alpha(y_ref, y_now)
         return self._alpha
 
