@@ -235,27 +235,20 @@ def _first_forward(model) -> IOParameters:
     return IOParameters()
 
 
-def _program_trained(trained: TrainedWeights, model, seed, forward, compensation, layers):
+def _program_trained(trained: TrainedWeights, model, seed, forward, compensation, layers, structure=None):
+    """One draw of ``trained`` on inference tiles; a network on ``structure`` (default: rebuilt from its config)."""
     if trained.kind == "least_squares":
+        from ..least_squares.training import TrainConfig
+
         (_si, _so, w, pair), = trained.layers["linear"].parts
-        io = forward if forward is not None else _run_forward(trained)
+        io = forward if forward is not None else TrainConfig.from_dict(trained.config["train"]).forward
         return InferenceTile(w, model, seed, io, pair=pair, compensation=compensation)
     from ..nn.training import NetConfig
 
     net = NetConfig.from_dict(trained.config["net"])
     io = forward if forward is not None else net.forward
-    return InferenceNet(network_structure(net), trained, model, seed, io, layers, net.max_input_size,
-                        net.max_output_size, compensation)
-
-
-def _run_forward(trained: TrainedWeights) -> IOParameters:
-    from ..least_squares.training import TrainConfig
-
-    if trained.kind == "least_squares":
-        return TrainConfig.from_dict(trained.config["train"]).forward
-    from ..nn.training import NetConfig
-
-    return NetConfig.from_dict(trained.config["net"]).forward
+    return InferenceNet(network_structure(net) if structure is None else structure, trained, model, seed, io, layers,
+                        net.max_input_size, net.max_output_size, compensation)
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -317,9 +310,10 @@ def evaluate_trained(trained: TrainedWeights, config: InferenceEvalConfig, seed,
     metric_fn = _metric_function(trained, config, structure, data, task)
     root = _draw_root(seed)
     model = config.noise_model
+    if trained.kind == "network" and structure is None:
+        structure = network_structure(trained.config["net"])
     for d, ds in enumerate(root.spawn(config.draws)):
-        target = _program_trained(trained, model, ds, config.forward, None, config.layers) if structure is None \
-            else _program_live(trained, structure, model, ds, config)
+        target = _program_trained(trained, model, ds, config.forward, None, config.layers, structure)
         for i in order:  # increasing time: each drift_to starts from the programmed state anyway
             target.drift_to(float(times[i]))
             for name, comp in comps:
@@ -342,16 +336,6 @@ def _set_comp(target, comp):
         target.set_compensation(comp)
     else:
         target.compensation = comp
-
-
-def _program_live(trained, structure, model, seed, config):
-    if trained.kind == "least_squares":
-        return _program_trained(trained, model, seed, config.forward, None, config.layers)
-    from ..nn.training import NetConfig
-
-    net = NetConfig.from_dict(trained.config["net"])
-    io = config.forward if config.forward is not None else net.forward
-    return InferenceNet(structure, trained, model, seed, io, config.layers, net.max_input_size, net.max_output_size)
 
 
 def _metric_function(trained, config, structure, data, task):
