@@ -239,7 +239,7 @@ def reprice(counts, constants: EnergyConstants | str | None = None, memory_bytes
     """The budget of stored event counts under other constants, without retraining.
 
     ``counts``: an :class:`EventCounts`, a stored budget's attributes (``count_*``, as the HDF5 ``budget`` group
-    and :func:`crossbar_sim.lowrank.records.read_runs` give them; their ``memory_*_bytes`` are kept), or a
+    and :func:`crossbar_sim.engine.results.lm_records` give them; their ``memory_*_bytes`` are kept), or a
     ``{name: count}`` dict. ``constants``: an :class:`EnergyConstants` or a scenario name (:data:`SCENARIOS`).
     """
     if isinstance(constants, str):

@@ -11,7 +11,7 @@ import time
 import h5py
 import pytest
 
-from _sweeputil import SLOW_TOML, TINY_TOML, cli, digest, write_spec
+from _sweeputil import SLOW_TOML, TINY_TOML, cli, write_spec
 from crossbar_sim.cli import main
 
 #: counts the hostile cases run (printed at the end of the module, for the closing note)

@@ -33,7 +33,7 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 #: module names (in this package) of the subcommands, in the order ``--help`` lists them
-SUBCOMMANDS = ("bench", "sweep", "inspect", "plot", "devices", "fit_device", "data", "train", "lowrank")
+SUBCOMMANDS = ("bench", "sweep", "inspect", "plot", "devices", "fit_device", "data", "train", "evaluate", "lowrank")
 
 
 def build_parser() -> argparse.ArgumentParser:

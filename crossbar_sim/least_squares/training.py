@@ -83,6 +83,9 @@ class TrainConfig(Config):
         Record metrics every this many steps (step 0 and the last step are always recorded).
     snapshot_every : int
         Keep a weight snapshot of every array every this many steps (0: only the final weights).
+    inference : InferenceEvalConfig or None
+        Evaluate the final weights on inference tiles (loss at times after programming; :mod:`crossbar_sim.inference`;
+        None: no evaluation).
     """
 
     algorithm: str = "analog_sgd"
@@ -97,9 +100,13 @@ class TrainConfig(Config):
         fast_lr=0.02, transfer_forward=IOParameters(is_perfect=True)))
     record_every: int = 1
     snapshot_every: int = 0
+    inference: Any = None
 
     def validate(self) -> None:
+        from ..inference.evaluate import as_eval_config
+
         owner = type(self).__name__
+        object.__setattr__(self, "inference", as_eval_config(self.inference, owner))
         check_choice(self.algorithm, "algorithm", owner, ALGORITHMS)
         check_float(self.lr, "lr", owner, 0.0, closed_lo=False)
         check_int(self.steps, "steps", owner, 0, 10**9)
@@ -130,6 +137,8 @@ class RunResult:
     status : str
         ``complete`` or ``diverged``.
     error : str
+    inference : dict or None
+        :func:`crossbar_sim.inference.evaluate_after_training` of the final weights when ``config.inference`` is set.
     """
 
     config: dict
@@ -141,6 +150,7 @@ class RunResult:
     wall_time_s: float = 0.0
     status: str = "complete"
     error: str = ""
+    inference: dict | None = None
 
     def final(self, name: str = "loss") -> float:
         return float(self.metrics[name][-1])
@@ -324,5 +334,10 @@ def train(task, config: TrainConfig, seed=0, progress=None) -> RunResult:
         tr.run(progress=progress)
     except DivergenceError as exc:
         return tr.result(time.perf_counter() - t0, status="diverged", error=str(exc))
-    return tr.result(time.perf_counter() - t0)
+    res = tr.result(time.perf_counter() - t0)
+    if config.inference is not None:  # final weights on inference tiles (the store writes res.inference)
+        from ..inference.evaluate import evaluate_after_training
+
+        res.inference = evaluate_after_training(tr, config.inference, seed)
+    return res
 

@@ -1,7 +1,7 @@
 """Figures of a low-rank sweep: validation perplexity vs step, optimiser-state memory vs rank, energy breakdown.
 
 ``plot_*(ax, records, ...)`` draw on a given Axes (no global pyplot state); :func:`write_figures` makes the three
-PNG files. ``records`` are dicts as :func:`crossbar_sim.lowrank.records.read_runs` returns them.
+PNG files. ``records`` are dicts as :func:`crossbar_sim.engine.results.lm_records` returns them.
 """
 from __future__ import annotations
 

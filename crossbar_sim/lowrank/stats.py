@@ -2,13 +2,13 @@
 when a curve has flattened, and rankings by energy under other constants.
 
 Every seed label of a sweep gives every method the same initial weights, the same batches and the same tile
-seeds (:func:`crossbar_sim.lowrank.runner.run_seed`), so two methods' results at one label are a *pair*: the
+seeds (:func:`crossbar_sim.engine.kinds.lm_run_seed`), so two methods' results at one label are a *pair*: the
 difference ``a - b`` per label removes the variance the methods share (init, data order), and its t-interval
 over labels is the honest measure of "a beats b". Intervals are Student-t intervals, ``mean +- t_{1-a/2, n-1}
 s / sqrt(n)``, which assume roughly normal per-seed values (or differences); with 3-5 seeds that is an
 assumption, stated with every table.
 
-``records`` everywhere are dicts as :func:`crossbar_sim.lowrank.records.read_runs` returns them (``point`` with
+``records`` everywhere are dicts as :func:`crossbar_sim.engine.results.lm_records` returns them (``point`` with
 ``method``, ``rank``, ``seed``, ``backend``; ``status``; ``final_val_ppl``; ``budget`` attributes; ``metrics``).
 Diverged runs are left out of the statistics and counted (``n_diverged``).
 """

@@ -212,6 +212,20 @@ class TileBase:
     def _mvm_weights(self) -> np.ndarray:
         raise NotImplementedError  # abstract: each tile kind says what its MVMs read
 
+    #: weights that forward and backward read instead of :meth:`_mvm_weights` while set (set_forward_weights)
+    _fb_weights = None
+
+    def set_forward_weights(self, w=None) -> None:
+        """Weights that ``forward`` and ``backward`` read until called again with None (hardware-aware training:
+        the weight-noise copy of one mini-batch, aihwkit's ``fb_weights``); the devices and updates are untouched."""
+        if w is None:
+            self._fb_weights = None
+            return
+        w = np.ascontiguousarray(w, np.float32)
+        if w.shape != (self.out_size, self.in_size):
+            raise ShapeError(f"'w' must have shape {(self.out_size, self.in_size)}. Got shape {w.shape} instead.")
+        self._fb_weights = w
+
     def _mvm_counters(self) -> dict:
         return self.counters
 
@@ -239,7 +253,8 @@ class TileBase:
 
     def _mvm(self, X, io, stream: str, transposed: bool) -> np.ndarray:
         counters = self._mvm_counters()
-        y = analog_mvm(self._mvm_weights(), X, io, self._keys[stream], self._t[stream], None, transposed,
+        W = self._mvm_weights() if self._fb_weights is None else self._fb_weights
+        y = analog_mvm(W, X, io, self._keys[stream], self._t[stream], None, transposed,
                        not transposed, counters)
         self._t[stream] += 1
         counters["n_" + stream] += X.shape[0]
