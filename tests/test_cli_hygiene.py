@@ -189,3 +189,13 @@ def test_gitignore_covers_what_the_commands_write(path, ignored):
         pytest.skip("not a git checkout")
     r = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", "--no-index", path], timeout=30)
     assert (r.returncode == 0) == ignored
+
+
+def test_evaluate_parser_constants_are_the_librarys():
+    from crossbar_sim.cli import evaluate as E
+    from crossbar_sim.inference.compensation import COMPENSATIONS
+    from crossbar_sim.inference.evaluate import DEFAULT_TIMES
+    from crossbar_sim.inference.noise import NOISE_MODELS
+
+    assert E.NOISE_MODELS == tuple(NOISE_MODELS) and E.COMPENSATIONS == tuple(COMPENSATIONS)
+    assert E.DEFAULT_TIMES == tuple(DEFAULT_TIMES)

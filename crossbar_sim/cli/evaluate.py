@@ -7,11 +7,14 @@ import os
 
 _TIME_NAMES = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 2592000.0: "30 d", 31536000.0: "1 year"}
 
+#: written out so that building the parser imports nothing heavy (a test checks them against the library's)
+NOISE_MODELS = ("pcm", "generic", "drift_only")
+COMPENSATIONS = ("none", "global", "per_column")
+DEFAULT_TIMES = (1.0, 3600.0, 86400.0, 2592000.0, 31536000.0)
+
 
 def add_parser(sub):
-    from crossbar_sim.inference.compensation import COMPENSATIONS
-    from crossbar_sim.inference.evaluate import DEFAULT_TIMES
-    from crossbar_sim.inference.noise import NOISE_MODELS
+    from . import DefaultsHelpFormatter
 
     p = sub.add_parser(
         "evaluate",
@@ -25,7 +28,7 @@ def add_parser(sub):
             "periphery. Results go into each run's group (/runs/<id>/inference/<model>_<compensation>, written "
             "through a temporary copy of the file) and a plot against log time. See docs/inference.md."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("file", help="result file (HDF5) written by crossbar-sim train or sweep")
     p.add_argument("runs", nargs="*", metavar="RUN", help="run ids to evaluate (default: every run)")
