@@ -1,7 +1,6 @@
 """``crossbar-sim evaluate``: trained runs of a result file on inference tiles, accuracy or loss over time."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
