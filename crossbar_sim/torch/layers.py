@@ -204,7 +204,11 @@ class AnalogLayerBase(nn.Module):
 
     # ------------------------------------------------------------------ torch plumbing
     def _apply(self, fn, *args, **kwargs):
-        probe = fn(torch.zeros((), dtype=self._dtype))
+        try:  # what the conversion does to a tensor like the parameters (device and dtype moves are refused)
+            probe = fn(torch.zeros(1, dtype=self._dtype))
+        except (RuntimeError, TypeError, ValueError, AssertionError):  # one that needs a real parameter (e.g. a
+            # memory format), or a device torch lacks: torch itself handles it and says what is wrong
+            return super()._apply(fn, *args, **kwargs)
         if probe.device.type != "cpu":
             raise ConfigError(f"{type(self).__name__}: its tiles run on the CPU and cannot move to '{probe.device}'; "
                               f"keep the model on the CPU and move the inputs with x.cpu().")
