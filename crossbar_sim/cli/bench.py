@@ -40,6 +40,12 @@ def add_parser(sub):
                         "our timings it times aihwkit on the same workload (crossbar_sim/bench/aihwkit_tile.py for tiles, "
                         "crossbar_sim/bench/aihwkit_epoch.py on the same samples for mnist) and reports the measured "
                         "ratio (mnist without it: typed aihwkit constants, labelled as such)")
+    p.add_argument("--frontends", nargs="+", default=None, choices=("numpy", "torch"),
+                   help="mnist: time the front ends side by side instead (crossbar_sim.bench.torch_epoch): one training "
+                        "pass through crossbar_sim.nn (numpy), crossbar_sim.torch (needs the [torch] extra) and, with "
+                        "--aihwkit-python, aihwkit's AnalogLinear, interleaved over --rounds rounds (default "
+                        "--samples 6000)")
+    p.add_argument("--rounds", type=int, default=3, help="mnist --frontends: interleaved rounds (medians reported)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     return p
 
@@ -74,6 +80,8 @@ def run(args) -> int:
 
         if args.samples is not None and args.samples < 1:
             raise ConfigError(f"--samples must be positive. Got {args.samples}.")
+        if args.frontends:
+            return _run_frontends(args)
         rows = run_mnist_bench(tuple(args.models), tuple(args.algorithms), tuple(args.threads), args.samples,
                                progress=print, aihwkit_python=args.aihwkit_python)
         if args.json:
@@ -83,6 +91,33 @@ def run(args) -> int:
     kinds = ("update", "forward") if args.kind == "all" else (args.kind,)
     rows = run_benchmarks(args.sizes, args.batches, args.threads, kinds, args.repeat, progress=print,
                           aihwkit_python=args.aihwkit_python)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=1)
+    return 0
+
+
+def _run_frontends(args) -> int:
+    """``--kind mnist --frontends ...``: the front ends timed interleaved (crossbar_sim.bench.torch_epoch)."""
+    from crossbar_sim.errors import ConfigError
+
+    if args.rounds < 1:
+        raise ConfigError(f"--rounds must be >= 1. Got {args.rounds}.")
+    if "torch" not in args.frontends:
+        raise ConfigError("--frontends compares crossbar_sim.torch with the NumPy path: include 'torch'.")
+    try:
+        import crossbar_sim.torch  # noqa: F401
+        from crossbar_sim.bench.torch_epoch import compare_frontends, format_frontends
+    except ImportError as exc:
+        raise ConfigError(f"--frontends torch: {exc}") from None
+    rows = []
+    for th in args.threads:
+        for model in args.models:
+            for alg in args.algorithms:
+                r = compare_frontends(model, alg, args.samples or 6000, th, args.rounds,
+                                      aihwkit_python=args.aihwkit_python, progress=print)
+                rows.append(r)
+                print(format_frontends(r))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=1)
