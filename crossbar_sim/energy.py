@@ -79,6 +79,15 @@ class EnergyConstants(Config):
     t_mvm_ns: float = 40.0            # Rasch et al. 2024, Table 1
     t_pulse_ns: float = 5.0           # Rasch et al. 2024, Table 1
 
+    @classmethod
+    def preset(cls, name: str, **overrides) -> EnergyConstants:
+        """The constants of scenario ``name`` (:data:`SCENARIOS`), with ``overrides`` on top."""
+        if name not in SCENARIOS:
+            from .errors import ConfigError
+
+            raise ConfigError(f"Unknown energy scenario {name!r}; known: {', '.join(SCENARIOS)}.")
+        return cls(**{**SCENARIOS[name]["constants"], **overrides})
+
     def validate(self) -> None:
         o = type(self).__name__
         for f in fields(self):
@@ -88,6 +97,42 @@ class EnergyConstants(Config):
                 V.check_int(self.dac_bits, "dac_bits", o, 0, 64)
             else:
                 V.check_float(getattr(self, f.name), f.name, o, 0.0)
+
+
+#: named scenarios over the sourced ranges of ENERGY.md: ``{name: {"description", "constants"}}`` (only the
+#: constants that differ from the defaults). ASSUMPTION marks a value without a primary source.
+SCENARIOS = {
+    "default": {"description": "the defaults: Horowitz 45 nm FP32 arithmetic, SRAM state, 10 fJ per pulse "
+                               "(ReRAM target <10 fJ, S. Yu 2017; middle of ECRAM's 1-80 fJ), ISAAC periphery",
+                "constants": {}},
+    "digital_7nm": {"description": "digital arithmetic at 7 nm: 0.4 pJ/flop. ASSUMPTION: Horowitz's 45 nm FP32 "
+                                   "2.3 pJ/flop scaled ~0.16x (linear node scaling 45 -> 7 nm), consistent with "
+                                   "the 0.75 pJ per FP32 FMA (0.375 pJ/flop) estimated for AMD Zen 2 (7 nm) in "
+                                   "stillwater-sc/universal's cost models; no primary 7 nm measurement found. "
+                                   "SRAM/DRAM energies kept at 45 nm",
+                    "constants": {"e_flop_pJ": 0.4}},
+    "ecram_1fJ": {"description": "Li/WO3 ECRAM, ~1 fJ per write projected for 100x100 nm^2 (Tang et al., IEDM "
+                                 "2018)", "constants": {"e_pulse_fJ": 1.0}},
+    "ecram_80fJ": {"description": "organic ECRAM, ~80 fJ per write measured (Melianas et al., Sci. Adv. 2020)",
+                   "constants": {"e_pulse_fJ": 80.0}},
+    "enode_10pJ": {"description": "ENODe, <10 pJ per write for 10^3 um^2 devices (van de Burgt et al., Nat. "
+                                  "Mater. 2017): the top of the measured range", "constants": {"e_pulse_fJ": 1.0e4}},
+    "state_hbm2": {"description": "optimiser state in HBM2, 3.9 pJ/bit = 31.2 pJ/byte (NeuroSim V2.1 DRAM.cpp)",
+                   "constants": {"state_memory": "dram", "e_dram_pJ_per_byte": 31.2}},
+    "state_dram": {"description": "optimiser state in DRAM, 1.3 nJ per 64 bits = 162.5 pJ/byte (Horowitz, ISSCC "
+                                  "2014)", "constants": {"state_memory": "dram"}},
+    "adc_kull": {"description": "ADC at Kull et al.'s 3.1 mW / 1.2 GS/s = 2.58 pJ per conversion (ISSCC 2013, the "
+                                "SAR ADC ISAAC builds on)", "constants": {"e_adc_pJ": 2.58}},
+    "drivers_x0.1": {"description": "ASSUMPTION: line drivers 10x cheaper than one ISAAC 1-bit DAC event per line "
+                                    "and slot (0.039 pJ): the default driver energy is itself an assumption",
+                     "constants": {"e_line_slot_pJ": 0.039}},
+    "analog_best": {"description": "everything favouring analog updates: 1 fJ pulses (ECRAM, Tang 2018), drivers "
+                                   "x0.1 (ASSUMPTION), 45 nm digital, state in DRAM (Horowitz)",
+                    "constants": {"e_pulse_fJ": 1.0, "e_line_slot_pJ": 0.039, "state_memory": "dram"}},
+    "analog_worst": {"description": "everything against analog updates: 10 pJ pulses (ENODe), ADC 2.58 pJ (Kull), "
+                                    "7 nm digital (ASSUMPTION, as digital_7nm), state in SRAM",
+                     "constants": {"e_pulse_fJ": 1.0e4, "e_adc_pJ": 2.58, "e_flop_pJ": 0.4}},
+}
 
 
 @dataclass
@@ -121,6 +166,23 @@ class EventCounts:
 
     def as_dict(self) -> dict:
         return {f.name: int(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> EventCounts:
+        """The counts of a stored budget: ``count_<name>`` attributes (:meth:`Budget.as_attrs`) or a plain
+        ``{name: count}`` dict (:attr:`Budget.counts`). A missing count raises :class:`FormatError`."""
+        from .errors import FormatError
+
+        out = {}
+        for f in fields(cls):
+            for key in (f"count_{f.name}", f.name):
+                if key in attrs:
+                    out[f.name] = int(attrs[key])
+                    break
+            else:
+                raise FormatError(f"The stored budget has no count of {f.name!r} (attribute count_{f.name}); "
+                                  f"it cannot be re-priced.")
+        return cls(**out)
 
 
 @dataclass
@@ -171,6 +233,45 @@ def compute_budget(counts: EventCounts, constants: EnergyConstants | None = None
     latency = counts.mvm * c.t_mvm_ns * 1e-9 + counts.n_slots * c.t_pulse_ns * 1e-9
     return Budget(energy_J=e, counts=counts.as_dict(), constants=c.to_dict(), latency_s=latency,
                   memory_bytes=dict(memory_bytes or {}))
+
+
+def reprice(counts, constants: EnergyConstants | str | None = None, memory_bytes: dict | None = None) -> Budget:
+    """The budget of stored event counts under other constants, without retraining.
+
+    ``counts``: an :class:`EventCounts`, a stored budget's attributes (``count_*``, as the HDF5 ``budget`` group
+    and :func:`crossbar_sim.engine.results.lm_records` give them; their ``memory_*_bytes`` are kept), or a
+    ``{name: count}`` dict. ``constants``: an :class:`EnergyConstants` or a scenario name (:data:`SCENARIOS`).
+    """
+    if isinstance(constants, str):
+        constants = EnergyConstants.preset(constants)
+    if isinstance(counts, EventCounts):
+        ev = counts
+    else:
+        ev = EventCounts.from_attrs(counts)
+        if memory_bytes is None:
+            memory_bytes = {k[len("memory_"):-len("_bytes")]: int(v) for k, v in counts.items()
+                            if k.startswith("memory_") and k.endswith("_bytes")}
+    return compute_budget(ev, constants, memory_bytes)
+
+
+def energy_from_overrides(overrides: dict) -> EnergyConstants:
+    """``--energy`` items as a dict (``{"scenario": "ecram_80fJ", "state_memory": "dram"}``): the scenario's
+    constants (default: ``default``) with the other keys applied on top (strings coerced, unknown keys raise
+    :class:`~crossbar_sim.errors.ConfigError`)."""
+    from .config import apply_overrides
+
+    rest = dict(overrides)
+    base = EnergyConstants.preset(str(rest.pop("scenario", "default")))
+    return apply_overrides(base, rest)
+
+
+def format_scenarios() -> str:
+    """One line per scenario: name, the constants it changes, and its source."""
+    lines = ["energy scenarios (EnergyConstants.preset(name)):"]
+    for name, sc in SCENARIOS.items():
+        ch = ", ".join(f"{k}={v}" for k, v in sc["constants"].items()) or "(defaults)"
+        lines.append(f"  {name:<13} {ch}: {sc['description']}")
+    return "\n".join(lines)
 
 
 def format_constants(constants: EnergyConstants | None = None) -> str:

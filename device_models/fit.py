@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,7 +60,7 @@ def _floats(rows, path):
             try:
                 vals.append(float(v))
             except ValueError:
-                raise FormatError(f"{path}: non-numeric value {v!r}.") from None
+                raise FormatError(f"{path}: non-numeric value {_short(v)}.") from None
         out.append(vals)
     return out
 
@@ -71,13 +72,34 @@ def _check_segment(seg, what, path):
     return seg
 
 
+def _short(v) -> str:
+    r = repr(v)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def read_rows(path: str) -> list:
+    """The non-empty rows of a CSV text file; :class:`FormatError` (one line) for an unreadable, binary or
+    non-UTF-8 file."""
+    try:
+        with open(path, "rb") as fh:
+            if b"\0" in fh.read(8192):  # text never holds NUL bytes (the usual test for a binary file)
+                raise FormatError(f"{path}: not a CSV text file (it holds NUL bytes: binary data?); fit-device "
+                                  f"reads comma-separated numbers.")
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            return [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    except OSError as exc:
+        raise FormatError(f"Cannot read {path!r}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{path}: not a CSV text file (byte {exc.start} is not UTF-8 text: binary data?); "
+                          f"fit-device reads comma-separated numbers.") from None
+    except csv.Error as exc:  # NUL bytes, a field beyond the csv module's size limit
+        raise FormatError(f"{path}: not a CSV text file ({exc}); fit-device reads comma-separated numbers.") \
+            from None
+
+
 def read_curve(path: str, down: str | None = None, fmt: str = "auto") -> Curve:
     """Read a measured pulse-response file (formats in the module docstring)."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
-    except OSError as exc:
-        raise FormatError(f"Cannot read {path!r}: {exc}") from exc
+    rows = read_rows(path)
     if not rows:
         raise FormatError(f"{path}: empty file.")
     header = [c.strip().lower() for c in rows[0]]
@@ -106,6 +128,11 @@ def read_curve(path: str, down: str | None = None, fmt: str = "auto") -> Curve:
             raise FormatError(f"{path}: the sequence format needs a 'G' (or 'conductance') column. Got {header}.")
         dcol = header.index("direction") if "direction" in header else None
         body = rows[1:]
+        need = max(header.index("pulse"), gcol, -1 if dcol is None else dcol) + 1
+        short = next((i for i, r in enumerate(body) if len(r) < need), None)
+        if short is not None:
+            raise FormatError(f"{path}: data row {short + 1} has {len(body[short])} field(s); the header names "
+                              f"{len(header)} columns.")
         pulse = np.array([_num(r[header.index("pulse")], path) for r in body])
         g = _check_segment([_num(r[gcol], path) for r in body], "the conductance column", path)
         if np.any(np.diff(pulse) <= 0):
@@ -126,11 +153,9 @@ def read_curve(path: str, down: str | None = None, fmt: str = "auto") -> Curve:
     elif fmt == "ramps":
         curve = Curve(*_ramps(rows, path, 1), path)
         if down is not None:
-            try:
-                with open(down, newline="", encoding="utf-8-sig") as fh:
-                    rows2 = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
-            except OSError as exc:
-                raise FormatError(f"Cannot read {down!r}: {exc}") from exc
+            rows2 = read_rows(down)
+            if not rows2:
+                raise FormatError(f"{down}: empty file.")
             s2, d2 = _ramps(rows2, down, -1)
             curve.segments += s2
             curve.dirs += d2
@@ -163,7 +188,7 @@ def _num(v, path):
     try:
         return float(v)
     except ValueError:
-        raise FormatError(f"{path}: non-numeric value {v!r}.") from None
+        raise FormatError(f"{path}: non-numeric value {_short(v)}.") from None
 
 
 def _dir(v, path):
@@ -288,8 +313,35 @@ class FitResult:
         return "\n".join(lines)
 
 
-def fit_curve(curve: Curve, model: str, nodes: int = 5, w_scale: float = 1.0) -> FitResult:
-    """Fit ``model`` to ``curve``; returns parameters, uncertainties, goodness of fit and the device config."""
+#: function evaluations least_squares may make (its max_nfev; the Jacobian's differences come on top)
+MAX_NFEV = 100
+
+
+def fit_cost(curve: Curve, model: str, nodes: int = 5) -> tuple[float, int]:
+    """``(seconds, evaluations)``: the measured time of one model evaluation of ``curve`` and the most
+    evaluations :func:`fit_curve` can make (MAX_NFEV steps, each with its finite-difference Jacobian).
+
+    The time comes from simulating at most 2000 pulses of every segment, scaled to the longest segment
+    (:func:`simulate` steps all segments together, one pulse at a time).
+    """
+    lengths = [s.size for s in curve.segments]
+    n = max(lengths)
+    k = min(n, 2000)
+    names, p0, _, _ = _param_spec(model, nodes, 1e-3)
+    t0 = time.perf_counter()
+    simulate(model, np.asarray(p0, float), [0.0] * len(lengths), curve.dirs, [min(m, k) for m in lengths], nodes)
+    per_eval = (time.perf_counter() - t0) * n / k
+    jac_cols = len(names) + (1 if len(lengths) > 2 else len(lengths))
+    return per_eval, MAX_NFEV * (1 + jac_cols)
+
+
+def fit_curve(curve: Curve, model: str, nodes: int = 5, w_scale: float = 1.0, progress=None,
+              progress_every: float = 10.0) -> FitResult:
+    """Fit ``model`` to ``curve``; returns parameters, uncertainties, goodness of fit and the device config.
+
+    ``progress``: called with a one-line message (evaluations so far, elapsed time, current RMSE) at most
+    every ``progress_every`` seconds while the fit runs (None: silent). See :func:`fit_cost` for its length.
+    """
     from scipy.optimize import least_squares
 
     if model not in MODELS:
@@ -309,9 +361,18 @@ def fit_curve(curve: Curve, model: str, nodes: int = 5, w_scale: float = 1.0) ->
     npar = len(names)
     s0 = [float(np.median(s[:3])) for s in segs]
 
+    clock = {"start": time.perf_counter(), "last": time.perf_counter(), "n": 0}
+
     def resid(theta):
         sim = simulate(model, theta[:npar], theta[npar:], dirs, lengths, nodes)
-        return (sim - data)[mask]
+        r = (sim - data)[mask]
+        clock["n"] += 1
+        now = time.perf_counter()
+        if progress is not None and now - clock["last"] >= progress_every:
+            clock["last"] = now
+            progress(f"fit: {clock['n']} model evaluation(s) in {now - clock['start']:.0f} s, RMSE "
+                     f"{math.sqrt(float(r @ r) / max(r.size, 1)):.4g} (normalised units)")
+        return r
 
     x0 = np.r_[p0, s0]
     lo = np.r_[lb, [-5.0] * len(segs)]
@@ -324,7 +385,7 @@ def fit_curve(curve: Curve, model: str, nodes: int = 5, w_scale: float = 1.0) ->
     sparsity = np.zeros((seg_of.size, npar + len(segs)), np.int8)
     sparsity[:, :npar] = 1
     sparsity[np.arange(seg_of.size), npar + seg_of] = 1
-    sol = least_squares(resid, x0, bounds=(lo, hi), x_scale="jac", max_nfev=100,
+    sol = least_squares(resid, x0, bounds=(lo, hi), x_scale="jac", max_nfev=MAX_NFEV,
                         jac_sparsity=sparsity if len(segs) > 2 else None)
     r = sol.fun
     n = r.size

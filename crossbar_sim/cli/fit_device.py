@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+import time
+
+#: a fit predicted to take longer than this (seconds) is announced with its duration, and reports progress
+ANNOUNCE_S = 10.0
+#: model evaluations of a fit, as counted on the bundled curves (aihwkit's gong_et_al.csv, CrossSim's ramps) and a
+#: synthetic 40,000-pulse two-column curve: softbounds 40-91, linear-step 63-130, the others 198-780
+TYPICAL_EVALS = {"softbounds": (40, 130), "linear-step": (60, 130)}
+OTHER_EVALS = (200, 800)
+
+
+#: the models device_models.fit.MODELS fits (a test checks they are the same), written out here so that building
+#: the parser does not import the device models, and with them numba (``crossbar-sim --help`` stays fast)
+MODELS = ("softbounds", "linear-step", "exp-step", "pow-step", "piecewise")
 
 
 def add_parser(sub):
-    from crossbar_sim.device_models.fit import MODELS
-
     p = sub.add_parser(
         "fit-device",
         help="fit a device model to a measured pulse-response curve",
@@ -23,7 +35,7 @@ def add_parser(sub):
             "increasing; direction up/down or +1/-1 (without it the curve is split at its maximum)\n"
             "  ramps       CSV with header, one ramp per column (short columns padded with empty fields): FILE "
             "holds up ramps, --down FILE2 the down ramps (e.g. CrossSim's set.csv / reset.csv)\n"
-            "Readings may be in any unit (S, A, arbitrary): they are normalised to [-1, 1] (0.5 %% / 99.5 %% "
+            "Readings may be in any unit (S, A, arbitrary): they are normalised to [-1, 1] (0.5 % / 99.5 % "
             "quantiles) and the device is written in those units times --w-scale. At least 10 up and 10 down "
             "readings; NaN inside a ramp, a non-increasing pulse index or missing columns are errors."
         ),
@@ -40,17 +52,44 @@ def add_parser(sub):
     return p
 
 
+def _note(msg: str) -> None:
+    print(f"crossbar-sim fit-device: {msg}", file=sys.stderr, flush=True)
+
+
+def _duration(s: float) -> str:
+    if s < 120:
+        return f"{s:.2g} s" if s < 10 else f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
 def run(args) -> int:
     from crossbar_sim.device_models import save_device_file
-    from crossbar_sim.device_models.fit import fit_curve, plot_fit, read_curve
+    from crossbar_sim.device_models.fit import fit_cost, fit_curve, plot_fit, read_curve
     from crossbar_sim.errors import ConfigError
 
     if args.nodes < 2:
         raise ConfigError(f"--nodes must be >= 2. Got {args.nodes}.")
     if not args.w_scale > 0:
         raise ConfigError(f"--w-scale must be > 0. Got {args.w_scale}.")
+    size = sum(os.path.getsize(f) for f in (args.file, args.down) if f and os.path.isfile(f))
+    t0 = time.perf_counter()
+    if size > 5e6:
+        _note(f"reading {size / 1e6:.0f} MB of readings ...")
     curve = read_curve(args.file, args.down, args.format)
-    res = fit_curve(curve, args.model, args.nodes, args.w_scale)
+    if size > 5e6:
+        _note(f"read {sum(s.size for s in curve.segments):,} readings in {time.perf_counter() - t0:.0f} s")
+    per_eval, max_evals = fit_cost(curve, args.model, args.nodes)
+    few, many = TYPICAL_EVALS.get(args.model, OTHER_EVALS)
+    many = min(many, max_evals)
+    if per_eval * few > ANNOUNCE_S:
+        longest = max(s.size for s in curve.segments)
+        _note(f"fitting {args.model}: one model evaluation takes about {_duration(per_eval)} (segments up to "
+              f"{longest:,} pulses, simulated one pulse at a time); a fit usually needs {few}-{many} of them "
+              f"({_duration(few * per_eval)} to {_duration(many * per_eval)}), at most {max_evals} "
+              f"({_duration(max_evals * per_eval)}). Progress every {ANNOUNCE_S:.0f} s; Ctrl-C stops.")
+    res = fit_curve(curve, args.model, args.nodes, args.w_scale, progress=_note, progress_every=ANNOUNCE_S)
     print(res.summary())
     print(f"device: {res.device!r}")
     out = args.output or f"{os.path.splitext(args.file)[0]}_{args.model.replace('-', '_')}.json"

@@ -37,7 +37,9 @@ def add_parser(sub):
     p.add_argument("--lr", action="append", default=[], metavar="METHOD=VALUE",
                    help="peak learning rate of a method, e.g. --lr osd=0.02 (repeatable)")
     p.add_argument("--energy", action="append", default=[], metavar="KEY=VALUE",
-                   help="override an energy constant, e.g. --energy e_pulse_fJ=80 --energy state_memory=dram")
+                   help="energy constants: a scenario (--energy scenario=ecram_80fJ; --energy-scenarios lists them) "
+                        "and/or single constants, e.g. --energy e_pulse_fJ=80 --energy state_memory=dram")
+    p.add_argument("--energy-scenarios", action="store_true", help="list the energy scenarios and exit")
     p.add_argument("--report", metavar="FILE.h5",
                    help="do not train: print the table, budgets and figures of an existing result file")
     p.add_argument("--memory-table", action="store_true",
@@ -115,8 +117,11 @@ def build_spec(args) -> dict:
         if m not in METHODS:
             raise ConfigError(f"--lr: unknown method {m!r}; use {', '.join(METHODS)}.")
         spec.setdefault("lr", {})[m] = v
-    for k, v in parse_assignments(args.energy, "--energy").items():
-        args.set.append(f"run.energy.{k}={v if isinstance(v, str) else __import__('json').dumps(v)}")
+    if args.energy:  # a scenario (--energy scenario=NAME) and/or single constants, on top of the spec's
+        from crossbar_sim.energy import energy_from_overrides
+
+        energy = energy_from_overrides(parse_assignments(args.energy, "--energy"))
+        spec.setdefault("run", {})["energy"] = {k: v for k, v in energy.to_dict().items() if k != "type"}
     return spec
 
 
@@ -153,6 +158,24 @@ def report(path: str, figures_dir: str | None, plots: bool, table_path: str | No
         print(format_table(rows))
     print()
     print(format_published_table())
+    from crossbar_sim.lowrank import stats
+
+    cells = stats.cell_table(recs)
+    if any(c["n"] > 1 for c in cells):  # seeds: intervals and the paired OSD - GaLore differences
+        paired = stats.paired_table(recs)
+        print()
+        print("validation perplexity, mean and 95 % t-interval over seeds:")
+        print(stats.format_cell_table(cells, markdown=False))
+        if paired:
+            print()
+            print("OSD - GaLore, paired over seeds (same init and batches; Holm-corrected over the ranks):")
+            print(stats.format_paired_table(paired, markdown=False))
+        if plots or figures_dir:
+            from crossbar_sim.engine.plots import figure_path
+            from crossbar_sim.lowrank.plots import write_tradeoff_figure
+
+            out = write_tradeoff_figure(cells, figure_path(path, "lm-tradeoff", figures_dir), paired=paired)
+            print(f"figure: {out}")
     if table_path:
         save_table(rows, table_path)
     if plots:
@@ -171,6 +194,11 @@ def run(args) -> int:
 
     from .sweep import run_spec
 
+    if args.energy_scenarios:
+        from crossbar_sim.energy import format_scenarios
+
+        print(format_scenarios())
+        return 0
     if args.memory_table:
         if args.bytes_per_state <= 0:
             raise ConfigError(f"--bytes-per-state must be > 0. Got {args.bytes_per_state}.")
@@ -183,5 +211,5 @@ def run(args) -> int:
     spec = build_spec(args)
     rc = run_spec(spec, args, args.experiment)
     if rc in (0, 1) and not args.dry_run:  # the sweep printed the table and drew the figures
-        report(args.out, args.figures_dir, False, args.table, table=False)
+        report(args.out, args.figures_dir if not args.no_plot else None, False, args.table, table=False)
     return rc

@@ -47,8 +47,8 @@ def add_parser(sub):
     p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                    help="select runs by point or config value (repeatable), e.g. --where algorithm=tiki_taka")
     p.add_argument("--metric", default=None, metavar="NAME",
-                   help="convergence-vs-asymmetry: grad_norm2 (default), error_floor or final_loss; loss: any "
-                   "recorded metric (default: loss; e.g. grad_norm2, dist2, w_inf)")
+                   help="convergence-vs-asymmetry: grad_norm2, error_floor or final_loss (grad_norm2 when omitted); "
+                   "loss: any recorded metric, e.g. grad_norm2, dist2, w_inf (loss when omitted)")
     p.add_argument("--step", type=int, default=None, help="snapshot step (or epoch) for weights (default: the last)")
     p.add_argument("--layer", default=None, help="layer of a network run for weights and pulses (default: the first "
                                                  "analog layer)")
@@ -56,6 +56,18 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    from crossbar_sim.errors import FormatError
+
+    try:
+        return _run(args)
+    except (OSError, KeyError, ValueError, IndexError, TypeError) as exc:  # damaged content of a readable file
+        if isinstance(exc, FormatError) or hasattr(exc, "__module__") and "crossbar_sim" in type(exc).__module__:
+            raise
+        raise FormatError(f"{args.file} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                          f"; crossbar-sim inspect {args.file} shows what it holds.") from None
+
+
+def _run(args) -> int:
     import sys
 
     from crossbar_sim.engine.plots import figure_path, make_figure, parse_where

@@ -9,7 +9,7 @@ EPILOG = """\
 examples:
   crossbar-sim sweep                                   # the default experiment: convergence_vs_asymmetry
   crossbar-sim sweep convergence_vs_asymmetry --set train.steps=500 --set 'axes.seed=[0]'
-  crossbar-sim sweep mnist_asymmetry --set net.n_train=2000 --set net.epochs=2 --set 'axes.seed=[0]'
+  crossbar-sim sweep mnist_asymmetry --set 'cases.0.tau=[0.6, 3.0]' --set net.epochs=2 --set 'axes.seed=[0]'
   crossbar-sim sweep lowrank_shakespeare --set run.steps=50 --out lm.h5
   crossbar-sim sweep my_sweep.toml --workers 4 --out my.h5
   crossbar-sim sweep my_sweep.toml --out my.h5 --resume   # continue after a crash, a kill or Ctrl-C
@@ -22,8 +22,8 @@ dataset, model, algorithm, epochs, lr, n_train ..., and an optional [device]), l
 
 --set keys: a table's dotted key (device.dw_min=1e-3, task.n_samples=50, train.transfer.fast_lr=0.02,
 net.epochs=3, run.steps=100, optim.osd.rank=8, lr.osd=0.02), a bare parameter name of the kind (dw_min=1e-3,
-lr=0.05, epochs=3), seed=N (the sweep seed), axes.<name>=[v1, v2] (replace or add an axis), checkpoint.every=N,
-checkpoint.minutes=M. Values are JSON (numbers, lists, true/false, "strings") or plain text. Unknown keys and
+lr=0.05, epochs=3), seed=N (the sweep seed), axes.<name>=[v1, v2] (replace or add an axis), cases.<i>.<name>=[...]
+(an axis of the i-th [[cases]] table), checkpoint.every=N, checkpoint.minutes=M. Values are JSON (numbers, lists, true/false, "strings") or plain text. Unknown keys and
 wrong types are errors.
 
 axes: seed (replicate labels), tau (w_max = -w_min = tau), preset, any parameter of the kind (algorithm, lr,

@@ -45,7 +45,7 @@ def add_parser(sub):
                    help="fcn: 784-256-128-10 sigmoid; cnn: the paper's LeNet-style network (default fcn)")
     p.add_argument("--algorithm", default="tiki_taka", choices=ALGORITHMS, metavar="ALGORITHM",
                    help=f"training algorithm of every analog layer: {', '.join(ALGORITHMS)} (default tiki_taka)")
-    p.add_argument("--tau", type=float, default=0.78, help="device bound w_max = -w_min of the default device "
+    p.add_argument("--tau", type=float, default=0.78, help="device bound w_max = -w_min of SoftBoundsReference "
                                                           "(default 0.78)")
     p.add_argument("--preset", default=None, metavar="NAME",
                    help="device of every analog array instead of SoftBoundsReference(tau): a preset ('crossbar-sim "

@@ -494,6 +494,11 @@ class LeastSquaresKind(Kind):
         except DivergenceError as exc:
             status, error = "diverged", str(exc)
         res = tr.result(time.perf_counter() - t0, status, error)
+        inference = None
+        if cfg.train.inference is not None and status == "complete":  # final weights on inference tiles
+            from ..inference.evaluate import evaluate_after_training
+
+            inference = evaluate_after_training(tr, cfg.train.inference, seed)
         ff = float(getattr(ctx, "floor_fraction", 0.2))
         loss = res.metrics.get("loss", np.zeros(0))
         summary = {"final_loss": float(loss[-1]) if len(loss) else float("nan"),
@@ -504,7 +509,8 @@ class LeastSquaresKind(Kind):
                          units={k: LS_UNITS.get(k, "1") for k in res.metrics},
                          descriptions={**METRIC_UNITS, "steps": "training steps (one step = one gradient of the "
                                                                 "task, i.e. n_samples rank-1 updates)"},
-                         summary=summary, tiles={LS_LAYER: tr.model}, snapshots={LS_LAYER: res.snapshots})
+                         summary=summary, tiles={LS_LAYER: tr.model}, snapshots={LS_LAYER: res.snapshots},
+                         inference=inference)
 
     def summary_line(self, rec):
         return f"floor {rec.summary['error_floor']:.4g}  final {rec.summary['final_loss']:.4g}"
@@ -695,6 +701,11 @@ class NetworkKind(Kind):
             tr.fit(hook=hook)
         except DivergenceError as exc:
             status, error = "diverged", str(exc)
+        inference = None
+        if cfg.inference is not None and status == "complete":  # final weights on inference tiles
+            from ..inference.evaluate import evaluate_after_training
+
+            inference = evaluate_after_training(tr, cfg.inference, seed)
         metrics = {k: np.asarray(v, np.float64) for k, v in tr.history.items() if k not in NET_TIMING}
         timing = {k: np.asarray(tr.history[k], np.float64) for k in NET_TIMING if k in tr.history}
         acc = metrics.get("test_acc", np.zeros(0))
@@ -710,7 +721,7 @@ class NetworkKind(Kind):
                          wall_time_s=tr.elapsed_s, axis="epoch", steps=np.asarray(tr.history_epochs, np.int64),
                          metrics=metrics, timing=timing, units=dict(NET_UNITS),
                          descriptions={**METRIC_UNITS, "steps": "epochs finished (0: before training)"},
-                         summary=summary, tiles=tiles, snapshots=snaps)
+                         summary=summary, tiles=tiles, snapshots=snaps, inference=inference)
 
     def summary_line(self, rec):
         s = rec.summary

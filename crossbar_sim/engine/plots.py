@@ -492,6 +492,8 @@ def compute_weights(f, run_id: str | None = None, where: dict | None = None, ste
         if "snapshots" not in g or "device" not in g:
             continue
         snaps = sorted(int(s) for s in g["snapshots"])
+        if not snaps:
+            continue
         st = snaps[-1] if step is None else step
         if str(st) not in g["snapshots"]:
             raise FormatError(f"Run {rid} has no snapshot at step {st}; snapshots: {snaps}.")

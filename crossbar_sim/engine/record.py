@@ -61,6 +61,9 @@ class RunRecord:
         Scalar attributes of the ``budget`` group (energy by category, counts, memory bytes).
     extra : dict
         Further groups of the run (a tree of dicts and arrays, written with :func:`store.write_tree`).
+    inference : dict or None
+        The evaluation of the final weights on inference tiles when the config asks for one
+        (:func:`crossbar_sim.inference.evaluate_after_training`; written under ``/runs/<id>/inference``).
     """
 
     kind: str
@@ -80,6 +83,7 @@ class RunRecord:
     snapshots: dict = field(default_factory=dict)
     budget: dict | None = None
     extra: dict = field(default_factory=dict)
+    inference: dict | None = None
 
     @property
     def done(self) -> bool:

@@ -179,7 +179,8 @@ def apply_cli_overrides(spec: dict, sets: list[str]) -> dict:
     Keys: a spec table's dotted key (``device.dw_min``, ``task.n_samples``, ``train.transfer.fast_lr``,
     ``net.epochs``, ``run.steps``, ``optim.osd.rank``, ``lr.osd``), a bare parameter name of the kind (``dw_min``,
     ``lr``, ``epochs``, ``steps``), ``seed`` (the sweep seed), ``name``, ``description``, ``axes.<name>=[...]``
-    (replace or add an axis), ``checkpoint.every``/``checkpoint.minutes``.
+    (replace or add an axis), ``cases.<i>.<name>=[...]`` (an axis of the i-th case), ``checkpoint.every`` /
+    ``checkpoint.minutes``.
     """
     spec = json.loads(json.dumps(spec))
     kind = _kind_of(spec)
@@ -189,6 +190,14 @@ def apply_cli_overrides(spec: dict, sets: list[str]) -> dict:
             spec[key] = value
         elif head == "axes" and rest:
             spec.setdefault("axes", {})[rest] = value
+        elif head == "cases" and rest:
+            idx, _, name = rest.partition(".")
+            cases = spec.get("cases")
+            if not isinstance(cases, list) or not idx.isdigit() or not int(idx) < len(cases) or not name:
+                n = len(cases) if isinstance(cases, list) else 0
+                raise ConfigError(f"--set {key}: cases.<i>.<axis> names an axis of case i (0 to {n - 1}; this spec "
+                                  f"has {n} cases).")
+            cases[int(idx)][name] = value
         elif head == "checkpoint" and rest:
             set_path(spec.setdefault("checkpoint", {}), rest, value)
         elif head in kind.sections and rest:

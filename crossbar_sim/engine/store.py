@@ -457,11 +457,14 @@ def write_tile(layer, tile, snapshots: dict | None = None) -> None:
     if kind == "TileArray":
         layer.attrs["shape"] = np.asarray([tile.out_size, tile.in_size], np.int64)
         layer.attrs["blocks"] = dumps([[s.start, s.stop, o.start, o.stop] for s, o, _ in tile.parts])
-        for k, (_, _, t) in enumerate(tile.parts):
-            name = tile.part_name(k)
+        parts = [tile.part_name(k) for k in range(len(tile.parts))]
+        for name, (_, _, t) in zip(parts, tile.parts):
             sub = {step: {a[len(name) + 1:]: w for a, w in arrays.items() if a.startswith(name + "/")}
                    for step, arrays in snapshots.items()}
             write_tile(layer.create_group(name), t, sub)
+        rest = sorted({a for arrays in snapshots.values() for a in arrays if a.split("/")[0] not in parts})
+        for name in rest:  # the layer's digital parameters (bias, out scales) inference needs
+            _write_snapshots(layer.require_group(name), snapshots, name)
         return
     if kind not in TILE_KINDS:  # digital weights (a DigitalTile, a digital matrix of the language model)
         layer.attrs["kind"] = "DigitalWeights"
@@ -542,6 +545,10 @@ def write_record(parent, run_id: str, rec: RunRecord, point: dict | None = None,
                 b.attrs[k] = v
         for name, tree in rec.extra.items():
             write_tree(g.create_group(name), tree)
+        if rec.inference is not None:
+            from ..inference.results import write_inference
+
+            write_inference(g, rec.inference)
         if scales:
             attach_axis(g)
     g.attrs["_written"] = True  # last: a run group without it is half-written

@@ -23,7 +23,7 @@ from ..validation import check_choice, check_float, check_int
 from ..tiles.tiki_taka import CompoundTileConfig, TikiTakaTile, TransferCompound, TransferParams
 from ..config import Config
 from ..errors import DivergenceError
-from ..tiles.onesided import check_array_device, make_array
+from ..tiles.onesided import check_array_device
 from ..tiles.params import IOParameters, UpdateParameters
 from ..rng import make_seedseq
 from .task import LeastSquares
@@ -94,6 +94,9 @@ class TrainConfig(Config):
         Record metrics every this many steps (step 0 and the last step are always recorded).
     snapshot_every : int
         Keep a weight snapshot of every array every this many steps (0: only the final weights).
+    inference : InferenceEvalConfig or None
+        Evaluate the final weights on inference tiles (loss at times after programming; :mod:`crossbar_sim.inference`;
+        None: no evaluation).
     """
 
     algorithm: str = "analog_sgd"
@@ -110,9 +113,13 @@ class TrainConfig(Config):
     snapshot_every: int = 0
     algorithm_preset: str = ""
     transfer_extra: dict = field(default_factory=dict)
+    inference: Any = None
 
     def validate(self) -> None:
+        from ..inference.evaluate import as_eval_config
+
         owner = type(self).__name__
+        object.__setattr__(self, "inference", as_eval_config(self.inference, owner))
         check_choice(self.algorithm, "algorithm", owner, ALGORITHMS)
         check_run_preset(self, owner, "analog_sgd")
         check_float(self.lr, "lr", owner, 0.0, closed_lo=False)
@@ -144,6 +151,8 @@ class RunResult:
     status : str
         ``complete`` or ``diverged``.
     error : str
+    inference : dict or None
+        :func:`crossbar_sim.inference.evaluate_after_training` of the final weights when ``config.inference`` is set.
     """
 
     config: dict
@@ -155,6 +164,7 @@ class RunResult:
     wall_time_s: float = 0.0
     status: str = "complete"
     error: str = ""
+    inference: dict | None = None
 
     def final(self, name: str = "loss") -> float:
         return float(self.metrics[name][-1])
@@ -381,5 +391,10 @@ def train(task, config: TrainConfig, seed=0, progress=None) -> RunResult:
         tr.run(progress=progress)
     except DivergenceError as exc:
         return tr.result(time.perf_counter() - t0, status="diverged", error=str(exc))
-    return tr.result(time.perf_counter() - t0)
+    res = tr.result(time.perf_counter() - t0)
+    if config.inference is not None:  # final weights on inference tiles (the store writes res.inference)
+        from ..inference.evaluate import evaluate_after_training
+
+        res.inference = evaluate_after_training(tr, config.inference, seed)
+    return res
 

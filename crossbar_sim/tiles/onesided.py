@@ -82,12 +82,12 @@ import numpy as np
 
 from .. import validation as V
 from ..config import Config
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError
 from ..kernels import update as K
 from .params import IOParameters, TileConfig, UpdateParameters
 from .periphery import read_columns
 from ..rng import key_from_seedseq, make_seedseq
-from .analog import AnalogTile, TileBase, check_state
+from .analog import state_counters, state_int, AnalogTile, TileBase, check_state
 
 #: update types that do not go through pulse trains (the one-sided split is then done on the outer product)
 NON_PULSED = ("expected", "none", "none_with_device")
@@ -384,11 +384,7 @@ class OneSidedTile(TileBase):
     def set_weights(self, w) -> None:
         """Program ``g_plus = max(w, 0)``, ``g_minus = max(-w, 0)`` (each clipped to its bounds; aihwkit's
         convention); restarts the refresh schedule."""
-        w = np.asarray(w)
-        if w.shape != self.shape:
-            raise ShapeError(f"'w' must have shape {self.shape}. Got shape {w.shape} instead.")
-        V.check_finite_array(w, "w")
-        w = w.astype(np.float32)
+        w = V.as_matrix(w, "w", self.shape)
         self.plus.set_weights(np.maximum(w, np.float32(0.0)))
         self.minus.set_weights(np.maximum(-w, np.float32(0.0)))
         self.samples_seen = 0
@@ -417,12 +413,8 @@ class OneSidedTile(TileBase):
             Use these instead of the tile's (e.g. a Tiki-Taka transfer onto this pair).
         """
         X, D, lr = self._update_args(x, d, lr)
-        if granularity is not None:
-            granularity = V.check_float(granularity, "granularity", "OneSidedTile.update", 0.0, None,
-                                        closed_lo=False)
-        if update is not None and not isinstance(update, UpdateParameters):
-            raise ConfigError(f"The 'update' parameter of OneSidedTile.update must be an UpdateParameters. Got "
-                              f"{update!r}.")
+        if granularity is not None or update is not None:
+            granularity, update = self._update_options(granularity, update)
         self._update(X, D, lr, granularity, update)
 
     def _update(self, X, D, lr: float, granularity=None, update=None) -> None:
@@ -537,13 +529,26 @@ class OneSidedTile(TileBase):
         }
 
     def set_state(self, state: dict) -> None:
-        """Restore a state from :meth:`get_state` (shapes must match)."""
-        self.config = check_state(state, self.shape)
+        """Restore a state from :meth:`get_state` (shapes must match).
+
+        Raises :class:`FormatError` (and changes nothing) for a partial or foreign dict."""
+        owner = "OneSidedTile.set_state"
+        check_state(state, self.shape, ("g_plus", "g_minus", "samples_seen", "counters", "rng"), owner,
+                    OneSidedTileConfig)
+        self._restore_or_roll_back(state, self._restore)
+
+    def _restore(self, state: dict) -> None:
+        owner = "OneSidedTile.set_state"
+        config = check_state(state, self.shape, (), owner, OneSidedTileConfig)
+        samples_seen = state_int(state, "samples_seen", owner)
+        counters = state_counters(state, PAIR_COUNTER_NAMES, owner)
+        rng = self._checked_rng_state(state["rng"], owner)
         self.plus.set_state(state["g_plus"])
         self.minus.set_state(state["g_minus"])
-        self.samples_seen = int(state["samples_seen"])
-        self._counters = {k: int(state["counters"].get(k, 0)) for k in PAIR_COUNTER_NAMES}
-        self._set_rng_state(state["rng"])
+        self.config = config
+        self.samples_seen = samples_seen
+        self._counters = counters
+        self._apply_rng_state(rng)
 
     def __repr__(self) -> str:
         return f"OneSidedTile({self.out_size}, {self.in_size}, {self.config.device!r})"

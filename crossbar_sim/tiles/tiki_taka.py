@@ -26,12 +26,12 @@ import numpy as np
 
 from .. import validation as V
 from ..config import Config
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, FormatError
 from .onesided import make_array
 from .params import IOParameters, UpdateParameters
 from .periphery import read_columns
 from ..rng import key_from_seedseq, make_seedseq
-from .analog import TileBase, check_state
+from .analog import TileBase, check_state, state_counters, state_int
 
 
 def _default_unit_device():
@@ -258,9 +258,7 @@ class TikiTakaTile(TileBase):
 
     def set_weights(self, w) -> None:
         """Set C to ``w`` and A to 0 (aihwkit puts the weights in the slow array); resets the transfer pointer."""
-        w = np.asarray(w)
-        if w.shape != self.shape:
-            raise ShapeError(f"'w' must have shape {self.shape}. Got shape {w.shape} instead.")
+        w = V.as_matrix(w, "w", self.shape)
         self.a.set_weights(np.zeros(self.shape, np.float32))
         self.c.set_weights(w)
         self.pointer = 0
@@ -331,14 +329,37 @@ class TikiTakaTile(TileBase):
             "rng": self._rng_state(),
         }
 
+    #: what :meth:`set_state` reads from a state (subclasses add theirs)
+    STATE_KEYS = ("A", "C", "samples_seen", "pointer", "counters", "rng")
+
     def set_state(self, state: dict) -> None:
-        self.config = check_state(state, self.shape)
+        """Restore a state from :meth:`get_state` (shapes must match).
+
+        Raises :class:`FormatError` (and changes nothing) for a partial or foreign dict."""
+        check_state(state, self.shape, self.STATE_KEYS, f"{type(self).__name__}.set_state", CompoundTileConfig)
+        self._restore_or_roll_back(state, self._restore)
+
+    def _restore(self, state: dict) -> None:
+        owner = f"{type(self).__name__}.set_state"
+        config = check_state(state, self.shape, (), owner, CompoundTileConfig)
+        if type(config.device) is not type(self.config.device):
+            raise FormatError(f"The tile state given to {owner} is for a {type(config.device).__name__} "
+                              f"compound; this tile is a {type(self.config.device).__name__}.")
+        samples_seen = state_int(state, "samples_seen", owner)
+        pointer = state_int(state, "pointer", owner)
+        n_sl, what = (self.in_size, "column") if config.device.transfer_columns else (self.out_size, "row")
+        if pointer >= n_sl:
+            raise FormatError(f"'pointer' of the tile state given to {owner} must be a {what} < {n_sl}. "
+                              f"Got {pointer}.")
+        counters = state_counters(state, self.counters, owner)
+        rng = self._checked_rng_state(state["rng"], owner)
         self.a.set_state(state["A"])
         self.c.set_state(state["C"])
-        self.samples_seen = int(state["samples_seen"])
-        self.pointer = int(state["pointer"])
-        self.counters = {k: int(v) for k, v in state["counters"].items()}
-        self._set_rng_state(state["rng"])
+        self.config = config
+        self.samples_seen = samples_seen
+        self.pointer = pointer
+        self.counters = counters
+        self._apply_rng_state(rng)
         tc = self.config.device
         self.transfer_io = dataclasses.replace(tc.transfer_forward, noise_management="none",
                                                bound_management="none")
