@@ -47,6 +47,10 @@ KINDS = {
     "chopped_ttv2": AnalogConfig(algorithm="chopped_ttv2", transfer_extra={"in_chop_prob": 0.5}),
     "agad": AnalogConfig(algorithm="agad", transfer_extra={"in_chop_prob": 0.5}),
     "pcm_pair": AnalogConfig(algorithm="analog_sgd", device=get_preset("PCM")),
+    # issue 19: mixed precision, an aihwkit build_config preset and an aihwkit preset RPU config (own device)
+    "mixed_precision": AnalogConfig(algorithm="mixed_precision"),
+    "preset_c_ttv2": AnalogConfig(algorithm_preset="c-ttv2", transfer_extra={"in_chop_prob": 0.5}),
+    "preset_agad_ecram": AnalogConfig(algorithm_preset="AGADEcRamPreset"),
 }
 
 
@@ -474,7 +478,7 @@ def _train(net, opt, steps, gen, stop_before_step=False):
         opt.step()
 
 
-@pytest.mark.parametrize("name", ["tiki_taka", "agad", "pcm_pair"])
+@pytest.mark.parametrize("name", ["tiki_taka", "agad", "pcm_pair", "mixed_precision", "preset_c_ttv2"])
 def test_save_load_continues_bit_identically(name):
     """torch.save(state_dict) mid-training, torch.load (weights_only) into a model built from another seed, then
     training on: every tile state (arrays, device parameters, counters, random streams, buffers, choppers) and every

@@ -32,8 +32,13 @@ class AnalogConfig(Config):
     ----------
     algorithm : str
         ``analog_sgd`` (one array; a one-sided unit cell such as the ``PCM`` preset makes it a plus-minus pair
-        with refresh), ``tiki_taka`` (v1), ``ttv2``, ``chopped_ttv2``, ``agad``, or ``digital_sgd`` (a
-        floating-point tile with the same layer machinery: a reference, not analog).
+        with refresh), ``tiki_taka`` (v1), ``ttv2``, ``chopped_ttv2``, ``agad``, ``mixed_precision``, or
+        ``digital_sgd`` (a floating-point tile with the same layer machinery: a reference, not analog).
+    algorithm_preset : str
+        Instead of ``algorithm``: one of aihwkit's training presets (:mod:`crossbar_sim.presets`; aihwkit's
+        ``build_config`` names such as ``c-ttv2`` or ``mp`` with this config's device, update and periphery, an
+        aihwkit preset RPU config such as ``AGADEcRamPreset`` with its own, or ours, ``ours-c-ttv2``);
+        ``transfer_extra`` changes compound fields on top. ``crossbar-sim devices --presets`` lists them.
     tau : float
         Bounds ``w_max = -w_min = tau`` of the default device (SoftBoundsReference with aihwkit's variations),
         used when ``device`` is None.
@@ -63,6 +68,7 @@ class AnalogConfig(Config):
     backward: IOParameters = field(default_factory=IOParameters)
     transfer: TransferParams = field(default_factory=_paper_transfer)
     transfer_extra: dict = field(default_factory=dict)
+    algorithm_preset: str = ""
     learn_out_scaling: bool = True
     digital_bias: bool = True
     max_input_size: int = 512
@@ -83,6 +89,9 @@ class AnalogConfig(Config):
         if not isinstance(self.transfer_extra, dict):
             raise ConfigError(f"The 'transfer_extra' parameter of {owner} must be a dict. Got "
                               f"{self.transfer_extra!r} instead.")
+        from crossbar_sim.least_squares.training import check_run_preset
+
+        check_run_preset(self, owner, "tiki_taka")
         check_bool(self.learn_out_scaling, "learn_out_scaling", owner)
         check_bool(self.digital_bias, "digital_bias", owner)
         check_int(self.max_input_size, "max_input_size", owner, 0, 1 << 30)
@@ -99,7 +108,9 @@ class AnalogConfig(Config):
 
     @property
     def is_digital(self) -> bool:
-        return self.algorithm == "digital_sgd"
+        from crossbar_sim.nn.models import is_digital
+
+        return is_digital(self)
 
     @classmethod
     def from_net_config(cls, cfg) -> AnalogConfig:

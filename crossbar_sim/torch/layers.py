@@ -235,7 +235,7 @@ class AnalogLayerBase(nn.Module):
     def extra_repr(self) -> str:
         tiles = f"{self.tile.n_tiles} tiles" if isinstance(self.tile, TileArray) else type(self.tile).__name__
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None or self.analog_bias}, algorithm={self.config.algorithm}, {tiles}")
+                f"bias={self.bias is not None or self.analog_bias}, algorithm={self.config.algorithm_preset or self.config.algorithm}, {tiles}")
 
     # ------------------------------------------------------------------ weights
     def get_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
