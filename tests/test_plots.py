@@ -189,7 +189,7 @@ def test_devices_lists_models(capsys):
     assert [m["name"] for m in data["models"]] == ["SoftBoundsReference"]
     assert data["models"][0]["parameters"]["w_max"] == 0.6
     assert main(["devices", "flux-capacitor"]) == 2
-    assert "No device model or preset named 'flux-capacitor'" in capsys.readouterr().err
+    assert "No device model, device preset or training preset named 'flux-capacitor'" in capsys.readouterr().err
 
 
 def test_devices_lists_presets_when_the_package_has_them(monkeypatch, capsys):

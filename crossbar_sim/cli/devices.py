@@ -41,6 +41,9 @@ def format_value(v) -> str:
     if isinstance(v, (tuple, list)):
         inner = ", ".join(format_value(x) for x in v)
         return f"({inner}{',' if len(v) == 1 else ''})" if isinstance(v, tuple) else f"[{inner}]"
+    if hasattr(v, "non_default"):  # a config (the devices of a vector cell): what it sets, numbers as above
+        inner = ", ".join(f"{k}={format_value(x)}" for k, x in v.non_default().items())
+        return f"{type(v).__name__}({inner})"
     return repr(v)
 
 
@@ -171,4 +174,4 @@ def _print_training(training) -> None:
         print(f"\n  {t['name']}{alias}  [{t['kind']}]  {t['config']}: {t['compound']}")
         print(f"    source: {t['source']}")
         if t["parameters"]:
-            print("    sets: " + "  ".join(f"{k}={v!r}" for k, v in t["parameters"].items()))
+            print("    sets: " + "  ".join(f"{k}={format_value(v)}" for k, v in t["parameters"].items()))

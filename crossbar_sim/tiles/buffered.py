@@ -506,7 +506,7 @@ class BufferedTransferTile(TikiTakaTile):
             st["in_switched"] = self.in_switched.copy()
         return st
 
-    STATE_KEYS = TikiTakaTile.STATE_KEYS + ("H", "in_chop", "out_chop", "transfer_counter", "chop_rng")
+    STATE_KEYS = TikiTakaTile.STATE_KEYS + ("H", "in_chop", "out_chop", "transfer_counter", "auto_scale", "chop_rng")
 
     def set_state(self, state: dict) -> None:
         """Restore a state from :meth:`get_state` (shapes must match).
@@ -532,7 +532,7 @@ class BufferedTransferTile(TikiTakaTile):
         except (TypeError, ValueError, KeyError) as exc:
             raise FormatError(f"'chop_rng' of the tile state given to {owner} is not a "
                               f"{type(chop_rng.bit_generator).__name__} state ({exc}).") from None
-        auto = state.get("auto_scale", [0.0, 0.0, 0.0])  # running max|x|, max|d| and the count-LR (auto_scale)
+        auto = state["auto_scale"]  # running max|x|, max|d| and the count-LR (auto_scale)
         try:
             m_x, m_d, count_lr = (float(v) for v in auto)
         except (TypeError, ValueError) as exc:
