@@ -122,3 +122,25 @@ def test_build_tile_dispatch():
         t = build_tile(2, 3, build_config(name, "ConstantStep"), seed=0)
         assert t.shape == (2, 3)
     assert type(build_tile(2, 3, build_config("sgd", "ConstantStep", n_devices=3))).__name__ == "VectorTile"
+
+
+def test_result_file_keeps_vector_and_mixed_precision_tiles(tmp_path):
+    # a run's file stores the full state of every tile kind, so load_tile rebuilds a vector cell or a mixed-precision
+    # tile (before: written as digital weights without a state); its weights are the run's final weights
+    from crossbar_sim.cli import main
+    from crossbar_sim.engine.store import h5file, load_tile, run_metrics
+
+    spec = tmp_path / "st.toml"
+    spec.write_text('name = "st"\n[task]\ninputs = "gaussian"\nout_size = 3\nin_size = 4\nnoise_std = 0.0\n'
+                    'gradient = "per_sample"\n[train]\nsteps = 12\nrecord_every = 4\n'
+                    '[axes]\nalgorithm_preset = ["mp", "ReRamES2Preset"]\n')
+    out = tmp_path / "st.h5"
+    assert main(["sweep", str(spec), "-o", str(out), "--workers", "1", "-q", "--no-plot"]) == 0
+    task = LeastSquaresTask(inputs="gaussian", out_size=3, in_size=4, noise_std=0.0, gradient="per_sample").build()
+    with h5file(str(out), "r") as f:
+        for run_id, kind in (("0000", "MixedPrecisionTile"), ("0001", "VectorTile")):
+            tile = load_tile(f, run_id)
+            assert type(tile).__name__ == kind
+            assert f[f"/runs/{run_id}/tiles/linear"].attrs["kind"] == kind
+            final_loss = run_metrics(f, run_id)["loss"][-1]
+            assert task.loss(tile.read_weights()) == pytest.approx(final_loss, rel=1e-6)

@@ -102,8 +102,8 @@ LS_LAYER = "linear"
 
 #: tile kinds made of arrays A and C (their buffers and choppers live in the stored state)
 COMPOUND_KINDS = ("TikiTakaTile", "BufferedTransferTile")
-#: every tile kind :func:`tile_from_state` rebuilds
-TILE_KINDS = ("AnalogTile", "OneSidedTile") + COMPOUND_KINDS
+#: every tile kind :func:`tile_from_state` rebuilds (the vector cell and mixed precision of issue 19 too)
+TILE_KINDS = ("AnalogTile", "OneSidedTile") + COMPOUND_KINDS + ("VectorTile", "MixedPrecisionTile")
 
 
 def h5py_module():
@@ -348,27 +348,11 @@ def read_tree(g) -> dict:
 
 # ---------------------------------------------------------------------------------------------- tiles
 def tile_from_state(state: dict):
-    """Rebuild a tile (AnalogTile, OneSidedTile, TikiTakaTile or BufferedTransferTile) from its ``get_state()``."""
-    from .. import device_models  # noqa: F401 - registers the device configs the stored config JSON names
+    """Rebuild a tile of any kind in :data:`TILE_KINDS` from its ``get_state()``
+    (:func:`crossbar_sim.tiles.factory.tile_from_state`)."""
+    from ..tiles.factory import tile_from_state as rebuild
 
-    kind = state.get("kind")
-    if kind == "AnalogTile":
-        from ..tiles.analog import AnalogTile
-
-        return AnalogTile.from_state(state)
-    if kind == "OneSidedTile":
-        from ..tiles.onesided import OneSidedTile
-
-        return OneSidedTile.from_state(state)
-    if kind == "TikiTakaTile":
-        from ..tiles.tiki_taka import TikiTakaTile
-
-        return TikiTakaTile.from_state(state)
-    if kind == "BufferedTransferTile":
-        from ..tiles.buffered import BufferedTransferTile
-
-        return BufferedTransferTile.from_state(state)
-    raise FormatError(f"Unknown tile kind {kind!r} in the stored state; cannot rebuild the tile.")
+    return rebuild(state)
 
 
 def _tile_kind(tile) -> str:
@@ -445,6 +429,8 @@ def _array_names(tile) -> dict:
         return {k: v for k, v in tile.tiles.items() if k in ("A", "C")}
     if kind in ("AnalogTile", "OneSidedTile"):
         return {"W": tile}
+    if kind == "MixedPrecisionTile" and _tile_kind(tile.array) in ("AnalogTile", "OneSidedTile"):
+        return {"W": tile.array}  # its analog array; chi is in the state (a vector cell: state and snapshots only)
     return {}
 
 
